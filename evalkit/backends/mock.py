@@ -1,0 +1,152 @@
+"""A scripted, deterministic backend for tests and harness benchmarks.
+
+Spec: `mock` or `mock:key=value,...`. Options:
+  seed=N          changes every answer (default 0)
+  delay=SECONDS   sleep per batch (to make runs long enough to interrupt)
+  calls_file=PATH append one line per request actually answered (tests count calls)
+  fail_rate=P     answer this fraction of requests (chosen by hash) with an error
+  chunk=N         samples per chunk handed over by the runner
+  answers=PATH    JSON {"substring": "reply"}: generate replies with the first key found in
+                  the prompt (else a deterministic filler)
+
+Answers depend only on the request (and seed), never on batch composition or order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from evalkit.backends.base import BaseBackend
+from evalkit.errors import ConfigError
+from evalkit.models import ModelSpec
+from evalkit.types import (
+    CHOICE_LOGPROBS,
+    EMBED,
+    GENERATE,
+    LOGLIKELIHOOD,
+    ChoiceLogprobsRequest,
+    EmbedRequest,
+    GenerateRequest,
+    LoglikelihoodRequest,
+    Request,
+    Response,
+    Usage,
+    canonical_json,
+    prompt_to_json,
+)
+
+EMBED_DIM = 16
+
+
+class MockBackend(BaseBackend):
+    capabilities = frozenset({GENERATE, LOGLIKELIHOOD, EMBED, CHOICE_LOGPROBS})
+
+    def __init__(self, options: dict[str, str]) -> None:
+        try:
+            self.seed = int(options.get("seed", "0"))
+            self.delay = float(options.get("delay", "0"))
+            self.fail_rate = float(options.get("fail_rate", "0"))
+            self.chunk_size = int(options.get("chunk", "512"))
+        except ValueError as exc:
+            raise ConfigError(f"--model mock: bad option value ({exc})") from None
+        unknown = set(options) - {"seed", "delay", "calls_file", "fail_rate", "chunk", "answers"}
+        if unknown:
+            raise ConfigError(f"--model mock: unknown option(s) {', '.join(sorted(unknown))}")
+        self.calls_file = Path(options["calls_file"]) if "calls_file" in options else None
+        self.answers: dict[str, str] = {}
+        if "answers" in options:
+            self.answers = _read_answers(Path(options["answers"]))
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"backend": "mock", "seed": self.seed, "answers": sorted(self.answers.items())}
+
+    def _hash(self, *parts: str) -> int:
+        return zlib.crc32("\x00".join(parts).encode("utf-8"), self.seed)
+
+    async def _before(self, requests: Sequence[Request]) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.calls_file:
+            lines = "".join(canonical_json(r.to_dict())[:200].replace("\n", " ") + "\n" for r in requests)
+            fd = os.open(self.calls_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, lines.encode("utf-8"))
+            finally:
+                os.close(fd)
+
+    def _fails(self, key: str) -> bool:
+        return self.fail_rate > 0 and (self._hash("fail", key) % 10_000) / 10_000 < self.fail_rate
+
+    async def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[Response]:
+        await self._before(requests)
+        out = []
+        for r in requests:
+            if self._fails(r.context + r.continuation):
+                out.append(Response(error="mock: injected failure"))
+                continue
+            # tail of the context keeps hashing cheap on long few-shot prompts
+            h = self._hash(r.context[-512:], r.continuation)
+            logprob = -0.5 - (h % 4000) / 1000.0 - 0.05 * len(r.continuation)
+            out.append(Response(logprob=logprob, is_greedy=(h % 7 == 0), num_tokens=max(1, len(r.continuation) // 4)))
+        return out
+
+    async def choice_logprobs(self, requests: Sequence[ChoiceLogprobsRequest]) -> list[Response]:
+        await self._before(requests)
+        out = []
+        for r in requests:
+            text = json.dumps(prompt_to_json(r.prompt))
+            lps = tuple(-0.2 - (self._hash(text[-512:], c) % 3000) / 1000.0 for c in r.choices)
+            out.append(Response(choice_logprobs=lps))
+        return out
+
+    async def generate(self, requests: Sequence[GenerateRequest]) -> list[Response]:
+        await self._before(requests)
+        out = []
+        for r in requests:
+            text = json.dumps(prompt_to_json(r.prompt), ensure_ascii=False)
+            if self._fails(text + str(r.repeat)):
+                out.append(Response(error="mock: injected failure"))
+                continue
+            reply = self._scripted(text) or self._filler(text, r.repeat)
+            for stop in r.params.stop:
+                reply = reply.split(stop)[0]
+            usage = Usage(prompt_tokens=len(text) // 4, completion_tokens=max(1, len(reply) // 4))
+            out.append(Response(text=reply, usage=usage))
+        return out
+
+    async def embed(self, requests: Sequence[EmbedRequest]) -> list[Response]:
+        await self._before(requests)
+        return [
+            Response(vector=tuple(((self._hash(r.text, str(i)) % 2001) - 1000) / 1000.0 for i in range(EMBED_DIM)))
+            for r in requests
+        ]
+
+    def _scripted(self, text: str) -> str | None:
+        for key, reply in self.answers.items():
+            if key in text:
+                return reply
+        return None
+
+    def _filler(self, text: str, repeat: int) -> str:
+        h = self._hash(text[-512:], str(repeat))
+        return f"The answer is {'ABCD'[h % 4]}. (mock reply {h % 100000})"
+
+
+def _read_answers(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--model mock: cannot read answers file {path}: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ConfigError(f"{path}: answers file must be a JSON object of string -> string")
+    return data
+
+
+def create(spec: ModelSpec) -> MockBackend:
+    return MockBackend(dict(spec.options))

@@ -1,0 +1,165 @@
+"""The command line: `evalkit run | list | show | score`, plus commands that plugins add.
+
+The one `asyncio.run` lives here, at the edge. User errors print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from evalkit import registry
+from evalkit.data import resolve_data_dir
+from evalkit.errors import ConfigError, EvalkitError
+
+
+class Command(Protocol):
+    """A subcommand a plugin registers in `registry.commands`."""
+
+    help: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+LIMIT_HELP = (
+    "evaluate at most N samples per subtask for grouped tasks (e.g. N per MMLU subject, as "
+    "lm-eval's --limit does), else N samples of the task"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evalkit", description="Evaluate and benchmark LLMs.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run(sub)
+    lst = sub.add_parser("list", help="list tasks or models")
+    lst.add_argument("what", choices=["tasks", "models"])
+    show = sub.add_parser("show", help="show the results of a run log or a directory of logs")
+    show.add_argument("run", type=Path, metavar="RUN")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.add_argument("--subtasks", action="store_true", help="include per-subtask rows in the table")
+    score = sub.add_parser("score", help="re-score run logs from their stored responses (no model calls)")
+    score.add_argument("run", type=Path, metavar="RUN")
+    for name in registry.commands.names():
+        command: Any = registry.commands.get(name)
+        command.add_arguments(sub.add_parser(name, help=command.help))
+    return parser
+
+
+def _add_run(sub: Any) -> None:
+    run = sub.add_parser("run", help="evaluate a model on tasks (resumes an interrupted run)")
+    run.add_argument("--model", required=True, help="model spec: mock, smollm2, hf:DIR, gguf:FILE, "
+                     "openai:MODEL, openai-compat:URL#MODEL, replay:FILE (see README)")
+    run.add_argument("--tasks", required=True, help="comma-separated task names (evalkit list tasks)")
+    run.add_argument("--model-args", default="", help="backend options as key=value,key=value")
+    run.add_argument("--limit", type=int, help=LIMIT_HELP)
+    run.add_argument("--num-fewshot", type=int, help="few-shot examples per prompt (task default if unset)")
+    run.add_argument("--seed", type=int, default=0, help="seed for sampling and bootstrap CIs (default 0)")
+    run.add_argument("--output-dir", type=Path, default=Path("runs"), help="where run logs go (default ./runs)")
+    run.add_argument("--data-dir", help="benchmark data folder (default: $EVALKIT_DATA_DIR)")
+    run.add_argument("--cache-dir", type=Path, help="response cache folder (default: $EVALKIT_CACHE_DIR "
+                     "or ~/.cache/evalkit)")
+    run.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
+    run.add_argument("--overwrite", action="store_true", help="discard existing logs of this run")
+    run.add_argument("--repair", action="store_true", help="drop an incomplete last record of a log, then resume")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--offline", action="store_true", help="never try the Hugging Face hub for data")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="evalkit: %(levelname)s: %(message)s")
+    if not args.command:
+        parser.print_help()
+        return 2
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "run": cmd_run, "list": cmd_list, "show": cmd_show, "score": cmd_score,
+    }
+    try:
+        if args.command in handlers:
+            return handlers[args.command](args)
+        command: Any = registry.commands.get(args.command)
+        return int(command.run(args))
+    except EvalkitError as exc:
+        print(f"evalkit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("evalkit: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from evalkit.report_text import results_table
+    from evalkit.runner import RunConfig, run
+
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    if not tasks:
+        raise ConfigError("--tasks is empty")
+    config = RunConfig(
+        model=args.model,
+        tasks=tasks,
+        model_args=parse_key_values(args.model_args, "--model-args"),
+        limit=args.limit,
+        num_fewshot=args.num_fewshot,
+        seed=args.seed,
+        output_dir=args.output_dir,
+        data_dir=resolve_data_dir(args.data_dir),
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        overwrite=args.overwrite,
+        repair=args.repair,
+        progress=not args.no_progress,
+        allow_hub=not args.offline,
+    )
+    outcomes = asyncio.run(run(config))
+    for outcome in outcomes:
+        print(results_table(outcome.task, outcome.results, subtasks=False))
+        errors = f", {outcome.n_errors} errors (excluded; rerun to retry them)" if outcome.n_errors else ""
+        print(f"  {outcome.n_samples} samples in {outcome.seconds:.1f}s{errors}; log: {outcome.log_path}\n")
+    return 1 if any(o.n_errors for o in outcomes) else 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from evalkit.report_text import list_models, list_tasks
+
+    print(list_tasks() if args.what == "tasks" else list_models())
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from evalkit.report_text import show_logs
+
+    print(show_logs(args.run, as_json=args.json, subtasks=args.subtasks))
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from evalkit.report_text import results_table
+    from evalkit.rescore import rescore_path
+
+    for path, results in rescore_path(args.run):
+        print(results_table(path.name, results, subtasks=False))
+    return 0
+
+
+def parse_key_values(text: str, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"{flag}: {part!r} is not key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

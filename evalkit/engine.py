@@ -1,0 +1,93 @@
+"""The one wrapper around any backend: response cache, error capture, usage and timing.
+
+Backends stay small: they answer batches. The engine looks every request up in the cache,
+sends only the misses (grouped by kind), stores what came back as soon as it arrives
+(so a crash loses nothing already answered), and turns a batch that raised into
+per-request errors that the runner records on the samples, never scores.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evalkit.backends.base import Backend
+from evalkit.cache import ResponseCache, request_key
+from evalkit.types import Request, Response, stable_hash
+
+
+@dataclass
+class EngineStats:
+    requests: int = 0
+    cache_hits: int = 0
+    sent: int = 0
+    errors: int = 0
+    backend_seconds: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    by_kind: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "cache_hits": self.cache_hits,
+            "sent": self.sent,
+            "errors": self.errors,
+            "backend_seconds": round(self.backend_seconds, 3),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "by_kind": dict(self.by_kind),
+        }
+
+
+class Engine:
+    def __init__(self, backend: Backend, cache: ResponseCache | None) -> None:
+        self.backend = backend
+        self.cache = cache
+        self.fingerprint = backend.fingerprint()
+        self.fingerprint_hash = stable_hash(self.fingerprint)
+        self.stats = EngineStats()
+
+    async def execute(self, requests: Sequence[Request]) -> list[Response]:
+        """One Response per request, in order; errors are Responses with `error` set."""
+        self.stats.requests += len(requests)
+        keys = [request_key(self.fingerprint_hash, r) for r in requests]
+        cached = self.cache.get_many(keys) if self.cache else {}
+        self.stats.cache_hits += len(cached)
+        results: list[Response | None] = [cached.get(k) for k in keys]
+
+        misses: dict[str, list[int]] = defaultdict(list)
+        for i, res in enumerate(results):
+            if res is None:
+                misses[requests[i].kind].append(i)
+        for kind, idxs in misses.items():
+            answered = await self._send(kind, [requests[i] for i in idxs])
+            for i, res in zip(idxs, answered, strict=True):
+                results[i] = res
+            if self.cache:
+                self.cache.put_many((keys[i], results[i]) for i in idxs)  # type: ignore[misc]
+        return [r for r in results if r is not None]
+
+    async def _send(self, kind: str, batch: list[Request]) -> list[Response]:
+        method = getattr(self.backend, kind)
+        started = time.perf_counter()
+        try:
+            answered = list(await method(batch))
+            if len(answered) != len(batch):
+                raise RuntimeError(f"backend returned {len(answered)} responses for {len(batch)} requests")
+        except Exception as exc:  # recorded on the samples, never scored
+            message = f"{type(exc).__name__}: {exc}"
+            answered = [Response(error=message) for _ in batch]
+        self.stats.backend_seconds += time.perf_counter() - started
+        self.stats.sent += len(batch)
+        self.stats.by_kind[kind] += len(batch)
+        for res in answered:
+            if not res.ok:
+                self.stats.errors += 1
+            if res.usage:
+                self.stats.prompt_tokens += res.usage.prompt_tokens
+                self.stats.completion_tokens += res.usage.completion_tokens
+        return answered

@@ -1,0 +1,1 @@
+"""Metric implementations. Each is checked in tests against an independent reference."""

@@ -1,0 +1,104 @@
+"""One typed registry for tasks, backends, judges and metrics.
+
+Entries are registered by decorators in the modules that define them, or as lazy
+"module:attribute" strings so that heavy modules are imported only when used.
+Third-party packages add their own through the ``evalkit.plugins`` entry-point group:
+each entry names a module that registers things when imported.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import logging
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+from typing import Generic, TypeVar
+
+from evalkit.errors import ConfigError
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+PLUGIN_GROUP = "evalkit.plugins"
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T | str] = {}
+
+    def register(self, name: str, obj: T | str, *, replace: bool = False) -> None:
+        if name in self._entries and not replace:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = obj
+
+    def decorator(self, name: str) -> Callable[[T], T]:
+        def wrap(obj: T) -> T:
+            self.register(name, obj)
+            return obj
+
+        return wrap
+
+    def get(self, name: str) -> T:
+        load_plugins()
+        if name not in self._entries:
+            raise ConfigError(unknown_name_message(self.kind, name, self.names()))
+        entry = self._entries[name]
+        if isinstance(entry, str):
+            entry = _import_object(entry)
+            self._entries[name] = entry
+        return entry  # type: ignore[return-value]
+
+    def names(self) -> list[str]:
+        load_plugins()
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        load_plugins()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    listing = "" if close else f" (run `evalkit list {kind}s` to see all {len(known)})"
+    return f"unknown {kind} {name!r}{hint}{listing}"
+
+
+def _import_object(path: str) -> object:
+    module_name, _, attr = path.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attr) if attr else module
+
+
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import every module named in the plugin entry-point group (once)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in entry_points(group=PLUGIN_GROUP):
+        if ep.value.startswith("evalkit."):
+            ep.load()  # our own plugins: a failure is a bug and must show
+            continue
+        try:
+            ep.load()
+        except Exception as exc:  # a broken third-party plugin must not break the CLI
+            log.warning("plugin %s (%s) failed to load: %s", ep.name, ep.value, exc)
+
+
+# The registries. Values are typed loosely here to keep this module free of imports
+# from the modules that define tasks and backends.
+tasks: Registry[object] = Registry("task")
+backends: Registry[object] = Registry("backend")
+judges: Registry[object] = Registry("judge")
+metrics: Registry[object] = Registry("metric")
+#: CLI subcommands added by plugins (e.g. `evalkit leaderboard` from evalkit.reports)
+commands: Registry[object] = Registry("command")

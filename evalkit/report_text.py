@@ -1,0 +1,113 @@
+"""Plain-text and JSON views of run logs for the terminal (`evalkit show`, `list`, `run`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from evalkit import registry
+from evalkit.models import BACKEND_EXTRAS, EMBEDDED_MODELS
+from evalkit.runlog import find_logs, read_log
+from evalkit.task import TaskResults, get_task
+
+#: backend -> a module whose presence means its dependencies are installed
+BACKEND_PROBE = {"hf": "transformers", "gguf": "llama_cpp", "openai": "openai", "openai-compat": "openai"}
+
+
+def fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.4f}"
+
+
+def _metric_rows(group: str, metrics: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for name, m in metrics.items():
+        low, high = m["ci"] if isinstance(m, dict) else (m.ci_low, m.ci_high)
+        value = m["value"] if isinstance(m, dict) else m.value
+        n = m["n"] if isinstance(m, dict) else m.n
+        ci = f"[{fmt(low)}, {fmt(high)}]" if low is not None else ""
+        rows.append([group, name, fmt(value), ci, str(n)])
+    return rows
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def results_table(title: str, results: TaskResults | dict[str, Any], *, subtasks: bool) -> str:
+    data = results.to_dict() if isinstance(results, TaskResults) else results
+    rows = _metric_rows("overall", data["overall"])
+    for name, metrics in data.get("categories", {}).items():
+        rows += _metric_rows(f"category:{name}", metrics)
+    if subtasks:
+        for name, metrics in data.get("subtasks", {}).items():
+            rows += _metric_rows(f"subtask:{name}", metrics)
+    return f"{title}\n" + _table(rows, ["group", "metric", "value", "95% CI", "n"])
+
+
+def show_logs(path: Path, *, as_json: bool, subtasks: bool) -> str:
+    entries = []
+    for log_path in find_logs(path):
+        log = read_log(log_path)
+        summary = log.summary or {}
+        entries.append({
+            "path": str(log_path),
+            "task": log.header["task"]["name"],
+            "model": log.header["model"]["spec"],
+            "prompt_format": log.header["task"].get("prompt_format"),
+            "complete": bool(summary.get("complete")) and summary.get("n_samples") == len(log.samples),
+            "n_samples": summary.get("n_samples", len(log.samples)),
+            "n_errors": summary.get("n_errors"),
+            "results": summary.get("results"),
+        })
+    if as_json:
+        return json.dumps({"logs": entries}, indent=2, ensure_ascii=False)
+    blocks = []
+    for e in entries:
+        title = f"{e['task']} · {e['model']} · {e['prompt_format']} ({e['path']})"
+        if e["results"] is None:
+            blocks.append(f"{title}\n  unfinished: no summary yet; rerun the same command to finish it")
+        else:
+            blocks.append(results_table(title, e["results"], subtasks=subtasks))
+    return "\n\n".join(blocks) if blocks else f"no run logs under {path}"
+
+
+def list_tasks() -> str:
+    rows = []
+    grouped: dict[str, int] = {}
+    for name in registry.tasks.names():
+        base = name.split("_")[0]
+        if name.startswith(("mmlu_", "race_")) and name not in ("mmlu_text", "race_text") and "_" in name:
+            grouped[base] = grouped.get(base, 0) + 1
+            continue
+        task = get_task(name)
+        rows.append([name, task.prompt_format, ",".join(sorted(task.requires)), task.description])
+    text = _table(rows, ["task", "prompt format", "needs", "description"])
+    extra = "; ".join(f"{base}_<name>: {n} subtask/category tasks" for base, n in sorted(grouped.items()))
+    return text + (f"\n\nalso {extra} (e.g. mmlu_anatomy, mmlu_stem, race_high)" if extra else "")
+
+
+def list_models() -> str:
+    rows = []
+    for backend, extra in BACKEND_EXTRAS.items():
+        probe = BACKEND_PROBE.get(backend)
+        installed = backend in registry.backends and (probe is None or importlib.util.find_spec(probe) is not None)
+        hint = "" if installed else (f"pip install 'evalkit[{extra}]'" if extra else "not available yet")
+        rows.append([f"{backend}:" if backend != "mock" else "mock", "backend", "yes" if installed else "no", hint])
+    for name, model in EMBEDDED_MODELS.items():
+        try:
+            metadata.distribution(model.package)
+            installed = True
+        except metadata.PackageNotFoundError:
+            installed = False
+        rows.append([name, f"embedded ({model.description}; default backend {model.default_backend})",
+                     "yes" if installed else "no", "" if installed else model.install_hint])
+    return _table(rows, ["model", "kind", "installed", "to install"])

@@ -1,0 +1,150 @@
+"""The run log: one JSONL file per (model, task), the single source of truth.
+
+Line 1 is a header record (schema version, config, model fingerprint, package versions).
+Then one record per sample, appended as each finishes (one write per line, so a crash
+leaves a valid prefix). A summary record (aggregates, timings) is appended when the run
+ends; a resumed run appends more samples and a newer summary. Readers take the last
+record for each sample id and the last summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalkit.errors import RunLogError
+
+SCHEMA = "evalkit.runlog"
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class RunLog:
+    path: Path
+    header: dict[str, Any]
+    samples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    summary: dict[str, Any] | None = None
+    #: sample records in file order, superseded ones included (for auditing)
+    record_count: int = 0
+
+    @property
+    def finished_ids(self) -> set[str]:
+        """Samples that need no more work: scored without error."""
+        return {sid for sid, rec in self.samples.items() if not rec.get("error")}
+
+
+def read_log(path: Path) -> RunLog:
+    """Read and validate a run log; a RunLogError names the file and line of any problem."""
+    if not path.is_file():
+        raise RunLogError(f"{path}: no such run log")
+    with path.open("rb") as fh:
+        data = fh.read()
+    if not data:
+        raise RunLogError(f"{path}: run log is empty (no header record)")
+    if not data.endswith(b"\n"):
+        line_no = data.count(b"\n") + 1
+        raise RunLogError(
+            f"{path}: run log is truncated at line {line_no} (incomplete record); "
+            "run again with --repair to drop that record and resume, or --overwrite to start over"
+        )
+    log: RunLog | None = None
+    for line_no, record in _records(path, data):
+        if log is None:
+            log = RunLog(path, _check_header(path, record))
+            continue
+        rtype = record.get("type")
+        if rtype == "sample":
+            sid = record.get("id")
+            if not isinstance(sid, str):
+                raise RunLogError(f"{path}:{line_no}: sample record without a string 'id'")
+            log.samples[sid] = record
+            log.record_count += 1
+        elif rtype == "summary":
+            log.summary = record
+        else:
+            raise RunLogError(f"{path}:{line_no}: unknown record type {rtype!r}")
+    assert log is not None
+    return log
+
+
+def repair_log(path: Path) -> int:
+    """Drop an incomplete last line (an interrupted write). Returns the bytes removed."""
+    data = path.read_bytes()
+    if data.endswith(b"\n") or not data:
+        return 0
+    keep = data.rfind(b"\n") + 1
+    if keep == 0:
+        raise RunLogError(f"{path}: even the header record is incomplete; use --overwrite")
+    with path.open("r+b") as fh:
+        fh.truncate(keep)
+    return len(data) - keep
+
+
+def _records(path: Path, data: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
+    for line_no, raw in enumerate(data.split(b"\n")[:-1], start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RunLogError(f"{path}:{line_no}: not a JSON record ({exc.__class__.__name__})") from None
+        if not isinstance(record, dict):
+            raise RunLogError(f"{path}:{line_no}: record is not a JSON object")
+        yield line_no, record
+
+
+def _check_header(path: Path, record: Mapping[str, Any]) -> dict[str, Any]:
+    if record.get("type") != "header" or record.get("schema") != SCHEMA:
+        raise RunLogError(f"{path}:1: not an evalkit run log (no '{SCHEMA}' header record)")
+    version = record.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise RunLogError(
+            f"{path}:1: run-log schema_version {version!r} is not supported (this evalkit reads {SCHEMA_VERSION})"
+        )
+    for key in ("task", "model", "identity"):
+        if key not in record:
+            raise RunLogError(f"{path}:1: header lacks the field {key!r}")
+    return dict(record)
+
+
+class LogWriter:
+    """Appends records; each record is one os.write of one line (O_APPEND)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        view = memoryview(line)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def append_many(self, records: Sequence[Mapping[str, Any]]) -> None:
+        for record in records:
+            self.append(record)
+
+    def close(self) -> None:
+        os.fsync(self._fd)
+        os.close(self._fd)
+
+    def __enter__(self) -> LogWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def find_logs(path: Path) -> list[Path]:
+    """A log file, or every *.jsonl run log under a directory."""
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.jsonl") if p.is_file())
+    raise RunLogError(f"{path}: no such run log or directory")
