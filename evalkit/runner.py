@@ -8,6 +8,7 @@ data files, existing logs) fails before the model is loaded; then each task runs
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from evalkit.errors import ConfigError, RunLogError
 from evalkit.models import ModelSpec, create_backend, parse_model_spec
 from evalkit.runlog import LogWriter, RunLog, read_log, repair_log
 from evalkit.task import DataSource, Task, TaskData, TaskResults, get_task
-from evalkit.types import Sample, stable_hash
+from evalkit.types import GenerateRequest, Request, Sample, stable_hash
 
 
 @dataclass(frozen=True)
@@ -201,19 +202,43 @@ async def process_samples(
 
 
 async def run_chunk(plan: TaskPlan, engine: Engine, chunk: Sequence[Sample]) -> list[dict[str, Any]]:
+    """Requests of the whole chunk go to the backend together (local backends batch them);
+    interactive tasks run sample by sample. Scoring runs concurrently (code execution)."""
     task = plan.task
     shots = [task.select_shots(s, plan.data, plan.num_fewshot) for s in chunk]
-    per_sample = [task.build_requests(s, sh) for s, sh in zip(chunk, shots, strict=True)]
-    flat = [req for reqs in per_sample for req in reqs]
-    responses = await engine.execute(flat)
-    out, pos = [], 0
-    for sample, sample_shots, reqs in zip(chunk, shots, per_sample, strict=True):
-        answers = responses[pos : pos + len(reqs)]
-        pos += len(reqs)
-        prompt = task.render_prompt(sample, sample_shots)
-        score, error = await score_sample(task, sample, answers)
-        out.append(records.sample_record(sample, prompt, sample_shots, reqs, answers, score, error))
-    return out
+    if task.interactive:
+        solved = await asyncio.gather(
+            *(task.solve(s, sh, _tagged_execute(engine, s)) for s, sh in zip(chunk, shots, strict=True))
+        )
+        per_sample = [reqs for reqs, _ in solved]
+        answers_per_sample = [answers for _, answers in solved]
+    else:
+        per_sample = [tag_requests(task.build_requests(s, sh), s) for s, sh in zip(chunk, shots, strict=True)]
+        responses = await engine.execute([req for reqs in per_sample for req in reqs])
+        answers_per_sample, pos = [], 0
+        for reqs in per_sample:
+            answers_per_sample.append(responses[pos : pos + len(reqs)])
+            pos += len(reqs)
+    verdicts = await asyncio.gather(*(score_sample(task, s, a) for s, a in zip(chunk, answers_per_sample, strict=True)))
+    return [
+        records.sample_record(s, task.render_prompt(s, sh), sh, reqs, answers, score, error)
+        for s, sh, reqs, answers, (score, error) in zip(chunk, shots, per_sample, answers_per_sample, verdicts, strict=True)
+    ]
+
+
+def _tagged_execute(engine: Engine, sample: Sample) -> Any:
+    async def execute(requests: Sequence[Request]) -> list[Any]:
+        return await engine.execute(tag_requests(requests, sample))
+
+    return execute
+
+
+def tag_requests(requests: Sequence[Request], sample: Sample) -> tuple[Request, ...]:
+    """Generate requests carry their sample id (cache key, replay lookup)."""
+    return tuple(
+        dataclasses.replace(r, sample_id=sample.id) if isinstance(r, GenerateRequest) and not r.sample_id else r
+        for r in requests
+    )
 
 
 async def score_sample(task: Task, sample: Sample, answers: Sequence[Any]) -> tuple[Any, str | None]:

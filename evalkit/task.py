@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,9 @@ class ScoredRecord:
     score: Score | None
     error: str | None = None
 
+
+#: sends requests through the engine (cache, retries) and returns their responses
+Execute = Callable[[Sequence[Request]], Awaitable[list[Response]]]
 
 #: metrics for one group: metric name -> value
 GroupMetrics = dict[str, MetricValue]
@@ -103,6 +106,18 @@ class Task(ABC):
     async def ascore(self, sample: Sample, responses: Sequence[Response]) -> Score:
         """Async scoring; tasks that run code or call judges override this."""
         return self.score(sample, responses)
+
+    #: True for multi-step tasks (multi-turn chat): the runner calls `solve` per sample
+    #: instead of batching every sample's requests of a chunk together
+    interactive: bool = False
+
+    async def solve(
+        self, sample: Sample, shots: Sequence[Sample], execute: Execute
+    ) -> tuple[tuple[Request, ...], list[Response]]:
+        """Run a sample's requests; multi-step tasks override this (each step may depend on
+        earlier responses) and return every request made with its response, in order."""
+        requests = self.build_requests(sample, shots)
+        return requests, await execute(requests)
 
     @abstractmethod
     def aggregate(self, records: Sequence[ScoredRecord], seed: int = 0) -> TaskResults: ...

@@ -70,15 +70,21 @@ class GenerateRequest:
     prompt: Prompt
     params: GenerationParams = GenerationParams()
     repeat: int = 0
+    #: the sample this request belongs to; the runner fills it in. Part of the cache key
+    #: (the issue's "sample index"), and how `replay:` finds a stored output.
+    sample_id: str = ""
     kind: Literal["generate"] = "generate"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": self.kind,
             "prompt": prompt_to_json(self.prompt),
             "params": self.params.to_dict(),
             "repeat": self.repeat,
         }
+        if self.sample_id:
+            out["sample_id"] = self.sample_id
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +251,8 @@ def request_from_dict(data: Mapping[str, Any]) -> Request:
             stop=tuple(p.get("stop", ())),
             seed=p.get("seed", 0),
         )
-        return GenerateRequest(prompt_from_json(data["prompt"]), params, data.get("repeat", 0))
+        return GenerateRequest(prompt_from_json(data["prompt"]), params, data.get("repeat", 0),
+                               data.get("sample_id", ""))
     if kind == "choice_logprobs":
         return ChoiceLogprobsRequest(prompt_from_json(data["prompt"]), tuple(data["choices"]))
     if kind == "embed":
