@@ -34,6 +34,8 @@ class MultipleChoiceTask(Task):
     headline_metric = "acc"
     #: subtask -> category (e.g. MMLU subject -> STEM)
     categories: Mapping[str, str] = {}
+    #: report lm-eval's length-normalised accuracy (meaningful only for text continuations)
+    report_acc_norm = False
 
     def continuations(self, sample: Sample) -> tuple[str, ...]:
         """The scored continuation of each choice; default: ' A', ' B', ... (lm-eval style)."""
@@ -51,18 +53,12 @@ class MultipleChoiceTask(Task):
         probs = cal.softmax(logprobs)
         pred = int(np.argmax(logprobs))
         gold = int(sample.target)
-        # acc_norm as in lm-eval: log-likelihood divided by the continuation's length in bytes
-        lengths = [max(1, len(c.encode("utf-8"))) for c in self.continuations(sample)]
-        pred_norm = int(np.argmax(logprobs / np.asarray(lengths, dtype=float)))
-        return Score(
-            value=float(pred == gold),
-            extracted=pred,
-            extras={
-                "gold": gold,
-                "probs": [round(float(p), 8) for p in probs],
-                "acc_norm": float(pred_norm == gold),
-            },
-        )
+        extras: dict[str, Any] = {"gold": gold, "probs": [round(float(p), 8) for p in probs]}
+        if self.report_acc_norm:
+            # as lm-eval: log-likelihood divided by the continuation's length in bytes
+            lengths = [max(1, len(c.encode("utf-8"))) for c in self.continuations(sample)]
+            extras["acc_norm"] = float(int(np.argmax(logprobs / np.asarray(lengths, dtype=float))) == gold)
+        return Score(value=float(pred == gold), extracted=pred, extras=extras)
 
     def aggregate(self, records: Sequence[ScoredRecord], seed: int = 0) -> TaskResults:
         return aggregate_multiple_choice(records, self.categories, seed=seed)
@@ -119,7 +115,7 @@ def _group_metrics(records: list[ScoredRecord], seed: int, *, with_ece: bool) ->
     low, high = wilson_interval(float(correct.sum()), n)
     metrics["acc"] = MetricValue("acc", float(correct.mean()), n, low, high, "wilson")
     norm = [r.score.extras.get("acc_norm") for r in records if r.score]
-    if all(v is not None for v in norm):
+    if norm and all(v is not None for v in norm):
         k = float(sum(norm))  # type: ignore[arg-type]
         low, high = wilson_interval(k, n)
         metrics["acc_norm"] = MetricValue("acc_norm", k / n, n, low, high, "wilson",

@@ -75,6 +75,8 @@ async def run(config: RunConfig) -> list[TaskOutcome]:
     backend = create_backend(spec)
     try:
         check_capabilities(backend, tasks, spec)
+        for task in tasks:
+            task.configure_for(backend.capabilities)
         cache = open_cache(config)
         engine = Engine(backend, cache)
         return [await run_one(plan, engine, spec, config) for plan in plans]

@@ -122,6 +122,11 @@ class Task(ABC):
     @abstractmethod
     def aggregate(self, records: Sequence[ScoredRecord], seed: int = 0) -> TaskResults: ...
 
+    def configure_for(self, capabilities: frozenset[str]) -> None:
+        """Called once the backend is known, before any request: a task may use optional
+        capabilities (e.g. first-token logprobs for calibration). Must not change `config()`."""
+        return None
+
     def config(self) -> dict[str, Any]:
         """Everything about the task that changes results (hashed into the run's identity)."""
         return {"name": self.name, "version": self.version, "prompt_format": self.prompt_format}

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
+from evalkit.choice_generation import GenerativeChoiceTask
 from evalkit.data import csv_records, load_hub, local_dir, parse_answer_index, read_text
 from evalkit.errors import DataError
 from evalkit.multiple_choice import MultipleChoiceTask
@@ -24,16 +25,17 @@ COLUMNS = ["id", "question", "A", "B", "C", "D", "answer"]
 
 
 class CEval(MultipleChoiceTask):
-    name = "ceval"
     description = "C-Eval: 52 Chinese exam subjects, 4 options (val split)"
     prompt_format = "lm-eval ceval-valid (letters)"
     limit_per_subtask = True
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "ceval", only: str | None = None) -> None:
+        self.name = name
+        self.only = only
         self._use_mapping(SUBJECTS)
 
     def _use_mapping(self, mapping: Mapping[str, Sequence[str]]) -> None:
-        self.subjects = tuple(sorted(mapping))
+        self.subjects = (self.only,) if self.only else tuple(sorted(mapping))
         self.chinese_names = {s: v[1] for s, v in mapping.items()}
         self.categories = {s: v[2] for s, v in mapping.items()}
 
@@ -101,3 +103,7 @@ def _read_hub(source: DataSource, subject: str, split: str) -> list[Sample]:
 
 
 register_task("ceval", partial(CEval))
+register_task("ceval_gen", lambda: GenerativeChoiceTask(
+    "ceval_gen", CEval(), "请只回答正确选项的字母（A、B、C 或 D）。"))
+for _subject in SUBJECTS:
+    register_task(f"ceval_{_subject}", partial(CEval, f"ceval_{_subject}", _subject))

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from evalkit.data import csv_records, load_hub, local_dir, no_data_error, parse_answer_index
+from evalkit.choice_generation import GenerativeChoiceTask
+from evalkit.data import csv_records, load_hub, local_dir, parse_answer_index
 from evalkit.errors import DataError
 from evalkit.multiple_choice import MultipleChoiceTask
 from evalkit.task import DataSource, TaskData, register_task
@@ -71,6 +72,8 @@ class MMLU(MultipleChoiceTask):
 class MMLUText(MMLU):
     """Scored on the full option text (multi-token continuations)."""
 
+    report_acc_norm = True
+
     prompt_format = "lm-eval mmlu_continuation (full option text)"
 
     def question_text(self, sample: Sample) -> str:
@@ -122,6 +125,8 @@ def _register() -> None:
     subjects = sorted(SUBJECT_CATEGORY)
     register_task("mmlu", partial(MMLU, "mmlu", subjects))
     register_task("mmlu_text", partial(MMLUText, "mmlu_text", subjects))
+    register_task("mmlu_gen", lambda: GenerativeChoiceTask(
+        "mmlu_gen", MMLU("mmlu", subjects), "Answer with the letter (A, B, C or D) of the correct option only."))
     for category in CATEGORIES:
         members = [s for s in subjects if SUBJECT_CATEGORY[s] == category]
         register_task(f"mmlu_{category}", partial(MMLU, f"mmlu_{category}", members))

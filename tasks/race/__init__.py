@@ -62,6 +62,8 @@ class Race(MultipleChoiceTask):
 class RaceText(Race):
     """Scored on the full option text: multi-token continuations sharing one long context."""
 
+    report_acc_norm = True
+
     prompt_format = "evalkit race_text (article, question; full option text)"
 
     def question_text(self, sample: Sample) -> str:
