@@ -129,6 +129,25 @@ def _read_gz(path: Path) -> str:
         raise DataError(f"{path}: not valid UTF-8 after decompression (offset {exc.start})") from None
 
 
+HUB_HOST = "huggingface.co"
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick connect test, so that offline users get the error at once instead of after
+    the `datasets` library's minute of retries. HF_ENDPOINT (a mirror) is respected."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1":
+        return True  # the user wants the local datasets cache: let `datasets` handle it
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", f"https://{HUB_HOST}"))
+    try:
+        with socket.create_connection((endpoint.hostname or HUB_HOST, endpoint.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def load_hub(benchmark: str, hub_id: str, source: DataSource, config: str | None, split: str) -> list[dict[str, Any]]:
     """Rows of a Hugging Face dataset split; any failure becomes the 'no data' error."""
     if not source.allow_hub:
@@ -137,6 +156,8 @@ def load_hub(benchmark: str, hub_id: str, source: DataSource, config: str | None
         import datasets  # heavy: only when no local data
     except ImportError:
         raise no_data_error(benchmark, hub_id, source, "the `datasets` package is not installed") from None
+    if not hub_reachable():
+        raise no_data_error(benchmark, hub_id, source, f"{HUB_HOST} is not reachable")
     try:
         ds = datasets.load_dataset(hub_id, config, split=split)
     except Exception as exc:  # offline, unknown config, auth...

@@ -28,6 +28,10 @@ class EngineStats:
     backend_seconds: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: failed attempts that a backend retried (from Response.meta["retries"])
+    retries: int = 0
+    #: dollars, when the backend knows its prices (Backend.pricing)
+    cost_usd: float | None = None
     by_kind: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def to_dict(self) -> dict[str, Any]:
@@ -39,6 +43,8 @@ class EngineStats:
             "backend_seconds": round(self.backend_seconds, 3),
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "retries": self.retries,
+            **({"cost_usd": round(self.cost_usd, 6)} if self.cost_usd is not None else {}),
             "by_kind": dict(self.by_kind),
         }
 
@@ -50,12 +56,16 @@ class Engine:
         self.fingerprint = backend.fingerprint()
         self.fingerprint_hash = stable_hash(self.fingerprint)
         self.stats = EngineStats()
+        # optional: a backend with `pricing` (evalkit.pricing.Pricing) gets cost accounting
+        self.pricing = getattr(backend, "pricing", None)
+        if self.pricing is not None:
+            self.stats.cost_usd = 0.0
 
     async def execute(self, requests: Sequence[Request]) -> list[Response]:
         """One Response per request, in order; errors are Responses with `error` set."""
         self.stats.requests += len(requests)
         keys = [request_key(self.fingerprint_hash, r) for r in requests]
-        cached = self.cache.get_many(keys) if self.cache else {}
+        cached = self.cache.get_many(keys) if self.cache is not None else {}
         self.stats.cache_hits += len(cached)
         results: list[Response | None] = [cached.get(k) for k in keys]
 
@@ -67,7 +77,7 @@ class Engine:
             answered = await self._send(kind, [requests[i] for i in idxs])
             for i, res in zip(idxs, answered, strict=True):
                 results[i] = res
-            if self.cache:
+            if self.cache is not None:
                 self.cache.put_many((keys[i], results[i]) for i in idxs)  # type: ignore[misc]
         return [r for r in results if r is not None]
 
@@ -87,7 +97,10 @@ class Engine:
         for res in answered:
             if not res.ok:
                 self.stats.errors += 1
+            self.stats.retries += len(res.meta.get("retries", ()))
             if res.usage:
                 self.stats.prompt_tokens += res.usage.prompt_tokens
                 self.stats.completion_tokens += res.usage.completion_tokens
+                if self.pricing is not None and self.stats.cost_usd is not None:
+                    self.stats.cost_usd += self.pricing.cost(res.usage.prompt_tokens, res.usage.completion_tokens)
         return answered

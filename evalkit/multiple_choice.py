@@ -16,7 +16,6 @@ import numpy as np
 
 from evalkit.metrics import calibration as cal
 from evalkit.metrics.stats import (
-    bootstrap_interval,
     mean_normal_interval,
     stratified_macro_interval,
     wilson_interval,
@@ -49,15 +48,14 @@ class MultipleChoiceTask(Task):
         lls = [r.logprob for r in responses]
         if any(ll is None for ll in lls):
             raise ValueError(f"sample {sample.id}: a loglikelihood response has no logprob")
-        logprobs = np.asarray(lls, dtype=float)
-        probs = cal.softmax(logprobs)
-        pred = int(np.argmax(logprobs))
+        logprobs = [float(ll) for ll in lls]  # type: ignore[arg-type]
+        pred = max(range(len(logprobs)), key=logprobs.__getitem__)
         gold = int(sample.target)
-        extras: dict[str, Any] = {"gold": gold, "probs": [round(float(p), 8) for p in probs]}
+        extras: dict[str, Any] = {"gold": gold, "probs": [round(p, 8) for p in softmax_list(logprobs)]}
         if self.report_acc_norm:
             # as lm-eval: log-likelihood divided by the continuation's length in bytes
-            lengths = [max(1, len(c.encode("utf-8"))) for c in self.continuations(sample)]
-            extras["acc_norm"] = float(int(np.argmax(logprobs / np.asarray(lengths, dtype=float))) == gold)
+            per_byte = [ll / max(1, len(c.encode("utf-8"))) for ll, c in zip(logprobs, self.continuations(sample), strict=True)]
+            extras["acc_norm"] = float(max(range(len(per_byte)), key=per_byte.__getitem__) == gold)
         return Score(value=float(pred == gold), extracted=pred, extras=extras)
 
     def aggregate(self, records: Sequence[ScoredRecord], seed: int = 0) -> TaskResults:
@@ -143,17 +141,16 @@ def _group_metrics(records: list[ScoredRecord], seed: int, *, with_ece: bool) ->
 
 def _ece_metrics(conf: np.ndarray, correct: np.ndarray, seed: int) -> GroupMetrics:
     n = conf.size
+    intervals = cal.bootstrap_ece_intervals(conf, correct, resamples=BOOTSTRAP_RESAMPLES, seed=seed)
+    note = "unreliable below ~300 samples" if n < 300 else ""
+    method = f"bootstrap percentile ({BOOTSTRAP_RESAMPLES})"
     out: GroupMetrics = {}
-    for name, fn, bins in (
-        ("ece_equal_width_15", cal.ece_equal_width, cal.EQUAL_WIDTH_BINS),
-        ("ece_equal_mass_10", cal.ece_equal_mass, cal.EQUAL_MASS_BINS),
+    for name, value, key in (
+        ("ece_equal_width_15", cal.ece_equal_width(conf, correct), "equal_width"),
+        ("ece_equal_mass_10", cal.ece_equal_mass(conf, correct), "equal_mass"),
     ):
-        value = fn(conf, correct, bins)
-        low, high = bootstrap_interval(lambda idx, f=fn, b=bins: f(conf[idx], correct[idx], b), n,
-                                       resamples=BOOTSTRAP_RESAMPLES, seed=seed)
-        note = "unreliable below ~300 samples" if n < 300 else ""
-        out[name] = MetricValue(name, value, n, low, high, f"bootstrap percentile ({BOOTSTRAP_RESAMPLES})",
-                                higher_is_better=False, note=note)
+        low, high = intervals[key]
+        out[name] = MetricValue(name, value, n, low, high, method, higher_is_better=False, note=note)
     return out
 
 
@@ -171,5 +168,9 @@ def _fields(m: MetricValue) -> dict[str, Any]:
             "ci_method": m.ci_method, "higher_is_better": m.higher_is_better, "note": m.note}
 
 
-def is_finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
+def softmax_list(logits: Sequence[float]) -> list[float]:
+    """Softmax of a handful of numbers (plain Python beats numpy at this size)."""
+    top = max(logits)
+    exps = [math.exp(x - top) for x in logits]
+    total = sum(exps)
+    return [e / total for e in exps]

@@ -111,6 +111,9 @@ def _check_header(path: Path, record: Mapping[str, Any]) -> dict[str, Any]:
     return dict(record)
 
 
+_LINE_BREAKERS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+
+
 class LogWriter:
     """Appends records; each record is one os.write of one line (O_APPEND)."""
 
@@ -120,7 +123,12 @@ class LogWriter:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def append(self, record: Mapping[str, Any]) -> None:
-        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        if any(c in text for c in _LINE_BREAKERS):
+            # str.splitlines() would split on these: escape them so one record is one line anywhere
+            for char, escaped in _LINE_BREAKERS.items():
+                text = text.replace(char, escaped)
+        line = (text + "\n").encode("utf-8")
         view = memoryview(line)
         while view:
             written = os.write(self._fd, view)

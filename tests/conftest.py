@@ -9,6 +9,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("EVALKIT_DATA_DIR") or REPO.parent / "shared" / "data")
+# module-scoped fixtures and subprocesses see it too (the autouse fixture below is per test)
+os.environ["EVALKIT_DATA_DIR"] = str(SHARED_DATA)
 
 
 @pytest.fixture(autouse=True)
