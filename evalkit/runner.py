@@ -93,6 +93,9 @@ def plan_task(task: Task, source: DataSource, spec: ModelSpec, config: RunConfig
     num_fewshot = task.default_num_fewshot if config.num_fewshot is None else config.num_fewshot
     if num_fewshot < 0:
         raise ConfigError(f"--num-fewshot must be >= 0, got {num_fewshot}")
+    first_of_subtask = {s.subtask: s for s in reversed(samples)}
+    for sample in first_of_subtask.values():
+        task.select_shots(sample, data, num_fewshot)  # fails now, not mid-run
     identity = {
         "model": spec.raw,
         "model_options": dict(spec.options),
