@@ -71,6 +71,8 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--repair", action="store_true", help="drop an incomplete last record of a log, then resume")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--offline", action="store_true", help="never try the Hugging Face hub for data")
+    run.add_argument("--dry-run", action="store_true", help="print the requests and estimated tokens "
+                     "(and cost, given prices in --model-args) per task; send nothing")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,6 +122,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         allow_hub=not args.offline,
     )
+    if args.dry_run:
+        from evalkit.dryrun import dry_run
+
+        print(dry_run(config))
+        return 0
     outcomes = asyncio.run(run(config))
     for outcome in outcomes:
         print(results_table(outcome.task, outcome.results, subtasks=False))

@@ -104,7 +104,7 @@ def create_backend(spec: ModelSpec) -> Backend:
         hint = f" (it will need `pip install 'evalkit[{extra}]'`)" if extra else ""
         raise BackendUnavailable(f"backend {spec.backend!r} is not available yet in this evalkit{hint}")
     factory: Any = registry.backends.get(spec.backend)
-    return factory(spec)  # type: ignore[no-any-return]
+    return factory(spec)
 
 
 def _parse_options(text: str, raw: str) -> dict[str, str]:

@@ -21,7 +21,15 @@ from evalkit.metrics.stats import (
     wilson_interval,
 )
 from evalkit.task import GroupMetrics, ScoredRecord, Task, TaskResults
-from evalkit.types import LOGLIKELIHOOD, LoglikelihoodRequest, MetricValue, Request, Response, Sample, Score
+from evalkit.types import (
+    LOGLIKELIHOOD,
+    LoglikelihoodRequest,
+    MetricValue,
+    Request,
+    Response,
+    Sample,
+    Score,
+)
 
 BOOTSTRAP_RESAMPLES = 1000
 

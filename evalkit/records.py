@@ -23,7 +23,7 @@ from evalkit.types import (
 )
 
 if TYPE_CHECKING:
-    from evalkit.engine import Engine
+    from evalkit.engine import Engine, EngineStats
     from evalkit.models import ModelSpec
     from evalkit.runner import TaskPlan
 
@@ -45,8 +45,19 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def header_record(plan: TaskPlan, spec: ModelSpec, engine: Engine) -> dict[str, Any]:
+def backend_info(plan: TaskPlan, engine: Engine) -> dict[str, Any]:
     describe = getattr(engine.backend, "describe", None)
+    info = dict(describe()) if callable(describe) else {}
+    # replay: which stored outputs match this task's samples (counted before any request)
+    match_samples = getattr(engine.backend, "match_samples", None)
+    if callable(match_samples):
+        info.update(match_samples(plan.data.samples, plan.samples))
+    return info
+
+
+def header_record(plan: TaskPlan, spec: ModelSpec, engine: Engine) -> dict[str, Any]:
+    info = backend_info(plan, engine)
+    name = {"name": info["model_name"]} if info.get("model_name") else {}
     return {
         "type": "header",
         "schema": SCHEMA,
@@ -54,9 +65,9 @@ def header_record(plan: TaskPlan, spec: ModelSpec, engine: Engine) -> dict[str, 
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "task": plan.task.config(),
         "model": {"spec": spec.raw, "backend": spec.backend, "target": spec.target,
-                  "options": dict(spec.options)},
+                  "options": dict(spec.options), **name},
         "model_fingerprint": engine.fingerprint,
-        "backend_info": describe() if callable(describe) else {},
+        "backend_info": info,
         "identity": stable_hash(plan.identity),
         "config": {k: v for k, v in plan.identity.items() if k not in ("model", "task")},
         "headline_metric": plan.task.headline_metric,
@@ -94,7 +105,7 @@ def sample_record(
 
 
 def summary_record(
-    results: TaskResults, chosen: Sequence[Mapping[str, Any]], seconds: float, processed: int, engine: Engine
+    results: TaskResults, chosen: Sequence[Mapping[str, Any]], seconds: float, processed: int, stats: EngineStats
 ) -> dict[str, Any]:
     n_errors = sum(1 for r in chosen if r.get("error"))
     return {
@@ -110,7 +121,7 @@ def summary_record(
             "samples_processed": processed,
             "samples_per_second": round(processed / seconds, 1) if seconds > 0 else None,
         },
-        "engine": engine.stats.to_dict(),
+        "engine": stats.to_dict(),
     }
 
 

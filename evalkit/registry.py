@@ -46,9 +46,10 @@ class Registry(Generic[T]):
             raise ConfigError(unknown_name_message(self.kind, name, self.names()))
         entry = self._entries[name]
         if isinstance(entry, str):
-            entry = _import_object(entry)
-            self._entries[name] = entry
-        return entry  # type: ignore[return-value]
+            loaded: T = _import_object(entry)  # type: ignore[assignment]
+            self._entries[name] = loaded
+            return loaded
+        return entry
 
     def names(self) -> list[str]:
         load_plugins()

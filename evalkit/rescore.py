@@ -33,7 +33,7 @@ def rescore_log(log: RunLog) -> TaskResults:
     rescored = asyncio.run(_rescore_records(task, list(log.samples.values())))
     seed = int(log.header.get("config", {}).get("seed", 0))
     results = task.aggregate([records.scored_record(r) for r in rescored], seed=seed)
-    summary = records.summary_record(results, rescored, 0.0, 0, _NoEngine())
+    summary = records.summary_record(results, rescored, 0.0, 0, EngineStats())
     summary["rescored"] = True
     _atomic_rewrite(log.path, [log.header, *rescored, summary])
     return results
@@ -56,10 +56,4 @@ def _atomic_rewrite(path: Path, all_records: list[dict[str, Any]]) -> None:
     with LogWriter(tmp) as writer:
         writer.append_many(all_records)
     os.replace(tmp, path)
-
-
-class _NoEngine:
-    """Stands in for the engine in a re-scored summary: no requests were made."""
-
-    stats = EngineStats()
 

@@ -167,7 +167,7 @@ async def run_one(plan: TaskPlan, engine: Engine, spec: ModelSpec, config: RunCo
         results = plan.task.aggregate([records.scored_record(r) for r in chosen], seed=config.seed)
         seconds = time.perf_counter() - started
         n_errors = sum(1 for r in chosen if r.get("error"))
-        writer.append(records.summary_record(results, chosen, seconds, len(pending), engine))
+        writer.append(records.summary_record(results, chosen, seconds, len(pending), engine.stats))
     return TaskOutcome(plan.task.name, plan.log_path, results, len(chosen), n_errors, seconds)
 
 

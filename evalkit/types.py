@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 # Capabilities a backend may declare and a task may require.
 GENERATE = "generate"
@@ -26,7 +26,7 @@ class Message:
         return {"role": self.role, "content": self.content}
 
 
-Prompt = Union[str, tuple[Message, ...]]
+Prompt = str | tuple[Message, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +120,7 @@ class EmbedRequest:
         return {"kind": self.kind, "text": self.text}
 
 
-Request = Union[GenerateRequest, LoglikelihoodRequest, ChoiceLogprobsRequest, EmbedRequest]
+Request = GenerateRequest | LoglikelihoodRequest | ChoiceLogprobsRequest | EmbedRequest
 
 
 @dataclass(frozen=True, slots=True)
