@@ -52,6 +52,7 @@ class TaskPlan:
     data: TaskData
     samples: tuple[Sample, ...]
     num_fewshot: int
+    seed: int
     identity: dict[str, Any]
     log_path: Path
     existing: RunLog | None
@@ -105,7 +106,7 @@ def plan_task(task: Task, source: DataSource, spec: ModelSpec, config: RunConfig
         "seed": config.seed,
     }
     log_path = config.output_dir / spec.slug / f"{task.name}-{stable_hash(identity, 10)}.jsonl"
-    return TaskPlan(task, data, samples, num_fewshot, identity, log_path, existing_log(log_path, config))
+    return TaskPlan(task, data, samples, num_fewshot, config.seed, identity, log_path, existing_log(log_path, config))
 
 
 def select_samples(task: Task, samples: Sequence[Sample], limit: int | None) -> tuple[Sample, ...]:
@@ -213,12 +214,12 @@ async def run_chunk(plan: TaskPlan, engine: Engine, chunk: Sequence[Sample]) -> 
     shots = [task.select_shots(s, plan.data, plan.num_fewshot) for s in chunk]
     if task.interactive:
         solved = await asyncio.gather(
-            *(task.solve(s, sh, _tagged_execute(engine, s)) for s, sh in zip(chunk, shots, strict=True))
+            *(task.solve(s, sh, _tagged_execute(engine, s, plan.seed)) for s, sh in zip(chunk, shots, strict=True))
         )
         per_sample = [reqs for reqs, _ in solved]
         answers_per_sample = [answers for _, answers in solved]
     else:
-        per_sample = [tag_requests(task.build_requests(s, sh), s) for s, sh in zip(chunk, shots, strict=True)]
+        per_sample = [tag_requests(task.build_requests(s, sh), s, plan.seed) for s, sh in zip(chunk, shots, strict=True)]
         responses = await engine.execute([req for reqs in per_sample for req in reqs])
         answers_per_sample, pos = [], 0
         for reqs in per_sample:
@@ -231,17 +232,19 @@ async def run_chunk(plan: TaskPlan, engine: Engine, chunk: Sequence[Sample]) -> 
     ]
 
 
-def _tagged_execute(engine: Engine, sample: Sample) -> Any:
+def _tagged_execute(engine: Engine, sample: Sample, seed: int) -> Any:
     async def execute(requests: Sequence[Request]) -> list[Any]:
-        return await engine.execute(tag_requests(requests, sample))
+        return await engine.execute(tag_requests(requests, sample, seed))
 
     return execute
 
 
-def tag_requests(requests: Sequence[Request], sample: Sample) -> tuple[Request, ...]:
-    """Generate requests carry their sample id (cache key, replay lookup)."""
+def tag_requests(requests: Sequence[Request], sample: Sample, seed: int) -> tuple[Request, ...]:
+    """Generate requests carry their sample id (cache key, replay lookup) and the run's seed
+    (backends derive each sample's sampling seed from it and `repeat`)."""
     return tuple(
-        dataclasses.replace(r, sample_id=sample.id) if isinstance(r, GenerateRequest) and not r.sample_id else r
+        dataclasses.replace(r, sample_id=r.sample_id or sample.id, params=dataclasses.replace(r.params, seed=seed))
+        if isinstance(r, GenerateRequest) else r
         for r in requests
     )
 
