@@ -126,11 +126,8 @@ def select_samples(task: Task, samples: Sequence[Sample], limit: int | None) -> 
 
 
 def existing_log(path: Path, config: RunConfig) -> RunLog | None:
-    if not path.exists():
-        return None
-    if config.overwrite:
-        path.unlink()
-        return None
+    if not path.exists() or config.overwrite:
+        return None  # an overwritten log is removed in run_one, once the model has loaded
     if config.repair:
         repair_log(path)
     return read_log(path)
@@ -157,6 +154,8 @@ async def run_one(plan: TaskPlan, engine: Engine, spec: ModelSpec, config: RunCo
     header = records.header_record(plan, spec, engine)
     samples_by_id = check_resume(plan, header)
     pending = [s for s in plan.samples if s.id not in samples_by_id or samples_by_id[s.id].get("error")]
+    if plan.existing is None:
+        plan.log_path.unlink(missing_ok=True)  # --overwrite: nothing failed before this point
     with LogWriter(plan.log_path) as writer, _progress(plan, config) as bar:
         if plan.existing is None:
             writer.append(header)

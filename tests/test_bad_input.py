@@ -132,3 +132,9 @@ def test_no_data_anywhere_names_both_ways(capsys: pytest.CaptureFixture[str], ex
     msg = run_failing(capsys, existing_log, "--model", "mock", "--tasks", "mmlu_anatomy", "--data-dir", str(empty),
                       "--offline")
     assert "EVALKIT_DATA_DIR" in msg and "Hugging Face 'cais/mmlu'" in msg
+
+
+def test_overwrite_keeps_the_old_log_when_the_run_cannot_start(capsys: pytest.CaptureFixture[str],
+                                                                existing_log: Path) -> None:
+    msg = run_failing(capsys, existing_log, "--model", "mock:seed=x", "--tasks", "mmlu_anatomy", "--overwrite")
+    assert "--model mock" in msg
