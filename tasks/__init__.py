@@ -4,4 +4,4 @@ Each benchmark lives in its own folder with a README (source, license, prompt fo
 metric, caveats). Task modules import only evalkit core.
 """
 
-from evalkit.tasks import ceval, mmlu, race  # noqa: F401  (imported to register)
+from evalkit.tasks import alpaca_eval, ceval, humaneval, mmlu, mt_bench, race  # noqa: F401  (imported to register)

@@ -17,7 +17,7 @@ import numpy as np
 from evalkit.metrics.stats import bootstrap_interval, wilson_interval
 from evalkit.types import MetricValue
 
-DEFAULT_KS = (1, 10, 100)
+DEFAULT_KS = (1, 5, 10, 20, 100)
 BOOTSTRAP_RESAMPLES = 1000
 
 

