@@ -13,6 +13,7 @@ import importlib
 import logging
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from evalkit.errors import ConfigError
@@ -103,3 +104,16 @@ judges: Registry[object] = Registry("judge")
 metrics: Registry[object] = Registry("metric")
 #: CLI subcommands added by plugins (e.g. `evalkit leaderboard` from evalkit.reports)
 commands: Registry[object] = Registry("command")
+
+#: called with a run log's path once it is complete (written, resumed or re-scored), e.g. so
+#: the reports plugin indexes it while the records are hot instead of at the first UI render
+log_finished_hooks: list[Callable[[Path], None]] = []
+
+
+def notify_log_finished(path: Path) -> None:
+    load_plugins()
+    for hook in log_finished_hooks:
+        try:
+            hook(path)
+        except Exception as exc:  # a plugin's side job must never fail the run
+            log.warning("log hook %s failed on %s: %s", getattr(hook, "__qualname__", hook), path, exc)

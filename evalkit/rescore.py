@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from evalkit import records
+from evalkit import records, registry
 from evalkit.engine import EngineStats
 from evalkit.errors import RunLogError
 from evalkit.runlog import LogWriter, RunLog, find_logs, read_log
@@ -36,6 +36,7 @@ def rescore_log(log: RunLog) -> TaskResults:
     summary = records.summary_record(results, rescored, 0.0, 0, EngineStats())
     summary["rescored"] = True
     _atomic_rewrite(log.path, [log.header, *rescored, summary])
+    registry.notify_log_finished(log.path)
     return results
 
 

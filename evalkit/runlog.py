@@ -54,7 +54,7 @@ def read_log(path: Path) -> RunLog:
     log: RunLog | None = None
     for line_no, record in _records(path, data):
         if log is None:
-            log = RunLog(path, _check_header(path, record))
+            log = RunLog(path, check_header(path, record))
             continue
         rtype = record.get("type")
         if rtype == "sample":
@@ -97,7 +97,7 @@ def _records(path: Path, data: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
         yield line_no, record
 
 
-def _check_header(path: Path, record: Mapping[str, Any]) -> dict[str, Any]:
+def check_header(path: Path, record: Mapping[str, Any]) -> dict[str, Any]:
     if record.get("type") != "header" or record.get("schema") != SCHEMA:
         raise RunLogError(f"{path}:1: not an evalkit run log (no '{SCHEMA}' header record)")
     version = record.get("schema_version")

@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from evalkit import records
+from evalkit import records, registry
 from evalkit.backends.base import Backend
 from evalkit.cache import ResponseCache, default_cache_dir
 from evalkit.engine import Engine
@@ -168,6 +168,7 @@ async def run_one(plan: TaskPlan, engine: Engine, spec: ModelSpec, config: RunCo
         seconds = time.perf_counter() - started
         n_errors = sum(1 for r in chosen if r.get("error"))
         writer.append(records.summary_record(results, chosen, seconds, len(pending), engine.stats))
+    registry.notify_log_finished(plan.log_path)
     return TaskOutcome(plan.task.name, plan.log_path, results, len(chosen), n_errors, seconds)
 
 
