@@ -104,7 +104,12 @@ def create_backend(spec: ModelSpec) -> Backend:
         extra = BACKEND_EXTRAS.get(spec.backend)
         hint = f" (it will need `pip install 'evalkit[{extra}]'`)" if extra else ""
         raise BackendUnavailable(f"backend {spec.backend!r} is not available yet in this evalkit{hint}")
-    factory: Any = registry.backends.get(spec.backend)
+    extra = BACKEND_EXTRAS.get(spec.backend)
+    try:
+        factory: Any = registry.backends.get(spec.backend)
+    except ImportError as exc:  # the backend's optional dependencies are missing
+        hint = f"; install them with `pip install 'evalkit[{extra}]'`" if extra else ""
+        raise BackendUnavailable(f"backend {spec.backend!r} cannot load ({exc}){hint}") from None
     return factory(spec)
 
 

@@ -87,3 +87,11 @@ def test_failed_responses_are_not_cached(tmp_path: Path) -> None:
     cache = ResponseCache(tmp_path / "c.sqlite")
     cache.put_many([("ok", Response(text="x")), ("bad", Response(error="HTTP 500"))])
     assert set(cache.get_many(["ok", "bad"])) == {"ok"}
+
+
+def test_backend_with_missing_dependencies_is_a_clean_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalkit.errors import BackendUnavailable
+
+    monkeypatch.setitem(registry.backends._entries, "hf", "evalkit.backends.no_such_module:create")
+    with pytest.raises(BackendUnavailable, match=r"backend 'hf' cannot load.*pip install 'evalkit\[hf\]'"):
+        create_backend(parse_model_spec("hf:/models/x"))
