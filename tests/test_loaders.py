@@ -114,3 +114,13 @@ def test_mmlu_prompt_is_lm_eval_format() -> None:
     requests = task.build_requests(sample, [shot])
     assert [r.continuation for r in requests] == [" A", " B", " C", " D"]  # type: ignore[union-attr]
     assert sample.target == 1  # the first abstract_algebra question's answer is B (SOURCES.md)
+
+
+def test_mmlu_text_prompt_is_lm_eval_continuation_format() -> None:
+    task = get_task("mmlu_text")
+    data = get_task("mmlu_anatomy").load(DataSource(SHARED_DATA, allow_hub=False))
+    sample = data.samples[0]
+    prompt = task.render_prompt(sample, [])
+    assert prompt == ("The following are questions (with answers) about anatomy.\n\n"
+                      f"Question: {str(sample.input).strip()}\nAnswer:")
+    assert [r.continuation for r in task.build_requests(sample, [])] == [" " + c for c in sample.choices]  # type: ignore[union-attr]

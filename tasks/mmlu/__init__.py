@@ -76,6 +76,9 @@ class MMLUText(MMLU):
 
     prompt_format = "lm-eval mmlu_continuation (full option text)"
 
+    def describe_subject(self, subject: str) -> str:
+        return f"The following are questions (with answers) about {subject.replace('_', ' ')}.\n\n"
+
     def question_text(self, sample: Sample) -> str:
         return f"Question: {str(sample.input).strip()}\nAnswer:"
 
