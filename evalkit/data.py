@@ -103,6 +103,11 @@ def csv_records(path: Path, columns: Sequence[str], *, header: bool | None = Non
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     text = read_text(path) if path.suffix != ".gz" else _read_gz(path)
+    return jsonl_objects(path, text)
+
+
+def jsonl_objects(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; errors name the file and line."""
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue

@@ -11,10 +11,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from evalkit.backends.openai_payloads import estimate_tokens
-from evalkit.errors import ConfigError
 from evalkit.models import parse_model_spec
 from evalkit.pricing import Pricing
-from evalkit.runner import RunConfig, select_samples
+from evalkit.runner import RunConfig, load_and_select
 from evalkit.task import DataSource, Task, get_task
 from evalkit.types import (
     ChoiceLogprobsRequest,
@@ -55,13 +54,7 @@ def request_tokens(request: Request) -> tuple[int, int]:
 
 
 def estimate_task(task: Task, config: RunConfig, source: DataSource) -> TaskEstimate:
-    data = task.load(source)
-    if not data.samples:
-        raise ConfigError(f"task {task.name!r} loaded no samples from {data.origin or 'its source'}")
-    samples = select_samples(task, data.samples, config.limit)
-    k = task.default_num_fewshot if config.num_fewshot is None else config.num_fewshot
-    if k < 0:
-        raise ConfigError(f"--num-fewshot must be >= 0, got {k}")
+    data, samples, k = load_and_select(task, source, config)
     estimate = TaskEstimate(task.name, samples=len(samples), interactive=task.interactive)
     for sample in samples:
         for request in task.build_requests(sample, task.select_shots(sample, data, k)):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evalkit.data import jsonl_objects
 from evalkit.errors import ConfigError, DataError
 
 FORMATS = ("evalkit", "humaneval", "alpaca_eval", "mt_bench")
@@ -116,7 +117,7 @@ def read_stored_outputs(path: Path, fmt: str | None = None, task: str | None = N
     if is_array:
         raise DataError(f"{path}:1: a JSON array is AlpacaEval's format; format {fmt} expects JSON lines")
     readers = {"evalkit": _read_evalkit, "humaneval": _read_humaneval, "mt_bench": _read_mt_bench}
-    readers[fmt](collector, _jsonl_objects(path, text), task)
+    readers[fmt](collector, jsonl_objects(path, text), task)
     return collector.finish(fmt, raw)
 
 
@@ -188,7 +189,7 @@ def _read_alpaca_eval(c: _Collector, rows: Iterator[tuple[int, dict[str, Any]]])
 
 
 def _detect_jsonl_format(path: Path, text: str) -> str:
-    line, first = next(_jsonl_objects(path, text))
+    line, first = next(jsonl_objects(path, text))
     keys = set(first)
     if {"question_id", "choices"} <= keys:
         return "mt_bench"
@@ -201,19 +202,6 @@ def _detect_jsonl_format(path: Path, text: str) -> str:
         "(id, output), humaneval (task_id, completion) or mt_bench (question_id, choices), "
         "or pass --model-args format=NAME"
     )
-
-
-def _jsonl_objects(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{line_no}: malformed JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}:{line_no}: expected a JSON object")
-        yield line_no, record
 
 
 def _json_array_objects(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -86,15 +86,19 @@ def repair_log(path: Path) -> int:
 
 def _records(path: Path, data: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
     for line_no, raw in enumerate(data.split(b"\n")[:-1], start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RunLogError(f"{path}:{line_no}: not a JSON record ({exc.__class__.__name__})") from None
-        if not isinstance(record, dict):
-            raise RunLogError(f"{path}:{line_no}: record is not a JSON object")
-        yield line_no, record
+        if raw.strip():
+            yield line_no, parse_record(path, line_no, raw)
+
+
+def parse_record(path: Path, line_no: int, raw: bytes) -> dict[str, Any]:
+    """One log line as a record; a RunLogError names the file and line."""
+    try:
+        record = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunLogError(f"{path}:{line_no}: not a JSON record ({exc.__class__.__name__})") from None
+    if not isinstance(record, dict):
+        raise RunLogError(f"{path}:{line_no}: record is not a JSON object")
+    return record
 
 
 def check_header(path: Path, record: Mapping[str, Any]) -> dict[str, Any]:

@@ -87,16 +87,7 @@ async def run(config: RunConfig) -> list[TaskOutcome]:
 
 def plan_task(task: Task, source: DataSource, spec: ModelSpec, config: RunConfig) -> TaskPlan:
     """Load data, pick samples and find any log to resume: all before the model loads."""
-    data = task.load(source)
-    if not data.samples:
-        raise ConfigError(f"task {task.name!r} loaded no samples from {data.origin or 'its source'}")
-    samples = select_samples(task, data.samples, config.limit)
-    num_fewshot = task.default_num_fewshot if config.num_fewshot is None else config.num_fewshot
-    if num_fewshot < 0:
-        raise ConfigError(f"--num-fewshot must be >= 0, got {num_fewshot}")
-    first_of_subtask = {s.subtask: s for s in reversed(samples)}
-    for sample in first_of_subtask.values():
-        task.select_shots(sample, data, num_fewshot)  # fails now, not mid-run
+    data, samples, num_fewshot = load_and_select(task, source, config)
     identity = {
         "model": spec.raw,
         "model_options": dict(spec.options),
@@ -107,6 +98,21 @@ def plan_task(task: Task, source: DataSource, spec: ModelSpec, config: RunConfig
     }
     log_path = config.output_dir / spec.slug / f"{task.name}-{stable_hash(identity, 10)}.jsonl"
     return TaskPlan(task, data, samples, num_fewshot, config.seed, identity, log_path, existing_log(log_path, config))
+
+
+def load_and_select(task: Task, source: DataSource, config: RunConfig) -> tuple[TaskData, tuple[Sample, ...], int]:
+    """The task's data, the samples this run evaluates, and its checked few-shot count."""
+    data = task.load(source)
+    if not data.samples:
+        raise ConfigError(f"task {task.name!r} loaded no samples from {data.origin or 'its source'}")
+    samples = select_samples(task, data.samples, config.limit)
+    num_fewshot = task.default_num_fewshot if config.num_fewshot is None else config.num_fewshot
+    if num_fewshot < 0:
+        raise ConfigError(f"--num-fewshot must be >= 0, got {num_fewshot}")
+    first_of_subtask = {s.subtask: s for s in reversed(samples)}
+    for sample in first_of_subtask.values():
+        task.select_shots(sample, data, num_fewshot)  # fails now, not mid-run
+    return data, samples, num_fewshot
 
 
 def select_samples(task: Task, samples: Sequence[Sample], limit: int | None) -> tuple[Sample, ...]:

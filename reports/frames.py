@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evalkit.errors import RunLogError
-from evalkit.runlog import check_header, find_logs, read_log
+from evalkit.runlog import check_header, find_logs, parse_record, read_log
 
 INDEX_FORMAT = 1
 #: how often logs were parsed and index files loaded in this process (the UI bench reads it)
@@ -223,7 +223,7 @@ def scan_log(path: Path) -> RunData:
         start, offset = offset, offset + len(raw) + 1
         if not raw.strip():
             continue
-        record = _parse_line(path, line_no, raw)
+        record = parse_record(path, line_no, raw)
         if header is None:
             header = _check_run_header(path, record)
         elif record.get("type") == "sample":
@@ -235,16 +235,6 @@ def scan_log(path: Path) -> RunData:
     if header is None:
         raise RunLogError(f"{path}: run log has no records")
     return _run_data(str(path), header, summary, latest)
-
-
-def _parse_line(path: Path, line_no: int, raw: bytes) -> dict[str, Any]:
-    try:
-        record = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunLogError(f"{path}:{line_no}: not a JSON record ({exc.__class__.__name__})") from None
-    if not isinstance(record, dict):
-        raise RunLogError(f"{path}:{line_no}: record is not a JSON object")
-    return record
 
 
 def _check_run_header(path: Path, record: dict[str, Any]) -> dict[str, Any]:
