@@ -9,9 +9,11 @@ backend's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol, runtime_checkable
 
+from evalkit.errors import ConfigError
 from evalkit.types import (
     ChoiceLogprobsRequest,
     EmbedRequest,
@@ -44,6 +46,14 @@ class Backend(Protocol):
     async def embed(self, requests: Sequence[EmbedRequest]) -> list[Response]: ...
 
     async def aclose(self) -> None: ...
+
+
+def reject_unknown_options(backend: str, options: Mapping[str, str], known: AbstractSet[str]) -> None:
+    """One error for a --model-args key the backend does not take, listing the ones it does."""
+    unknown = set(options) - set(known)
+    if unknown:
+        raise ConfigError(f"--model-args: unknown option(s) {', '.join(sorted(unknown))} for {backend} "
+                          f"(known: {', '.join(sorted(known))})")
 
 
 class BaseBackend:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evalkit.backends.base import BaseBackend
+from evalkit.backends.base import BaseBackend, reject_unknown_options
 from evalkit.embedded import (
     convert_gguf_to_hf,
     file_sha256,
@@ -104,10 +104,7 @@ class HFBackend(BaseBackend):
         except ImportError:
             raise BackendUnavailable("the hf backend needs torch and transformers: pip install 'evalkit[hf]'") from None
         options = dict(spec.options)
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise ConfigError(f"--model-args: unknown option(s) {', '.join(sorted(unknown))} for hf "
-                              f"(known: {', '.join(sorted(OPTIONS))})")
+        reject_unknown_options("hf", options, OPTIONS)
         self.spec = spec
         self.device = options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
         requested = options.get("dtype", "auto")

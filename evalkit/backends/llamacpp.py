@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from evalkit.backends.base import BaseBackend
+from evalkit.backends.base import BaseBackend, reject_unknown_options
 from evalkit.embedded import file_sha256, gguf_path, is_embedded
 from evalkit.errors import BackendUnavailable, ConfigError
 from evalkit.models import ModelSpec
@@ -58,10 +58,7 @@ class LlamaCppBackend(BaseBackend):
                 "the gguf backend needs llama-cpp-python built with safe CPU flags: run `bash .ci/setup.sh` "
                 "(or see the README's 'Local models' section)") from None
         options = dict(spec.options)
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise ConfigError(f"--model-args: unknown option(s) {', '.join(sorted(unknown))} for gguf "
-                              f"(known: {', '.join(sorted(OPTIONS))})")
+        reject_unknown_options("gguf", options, OPTIONS)
         self.spec = spec
         self.path = gguf_path(spec.target) if is_embedded(spec.target) else Path(spec.target).expanduser()
         if not self.path.is_file():
