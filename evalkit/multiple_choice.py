@@ -8,8 +8,10 @@ which gives the confidence for calibration metrics.
 from __future__ import annotations
 
 import math
+import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -49,8 +51,11 @@ class MultipleChoiceTask(Task):
         return tuple(f" {chr(ord('A') + i)}" for i in range(len(sample.choices)))
 
     def build_requests(self, sample: Sample, shots: Sequence[Sample]) -> tuple[Request, ...]:
+        return self.requests_and_prompt(sample, shots)[0]
+
+    def requests_and_prompt(self, sample: Sample, shots: Sequence[Sample]) -> tuple[tuple[Request, ...], str]:
         prompt = self.render_prompt(sample, shots)
-        return tuple(LoglikelihoodRequest(prompt, cont) for cont in self.continuations(sample))
+        return tuple(LoglikelihoodRequest(prompt, cont) for cont in self.continuations(sample)), prompt
 
     def score(self, sample: Sample, responses: Sequence[Response]) -> Score:
         lls = [r.logprob for r in responses]
@@ -84,11 +89,12 @@ def aggregate_multiple_choice(
     for name in by_subtask:
         if name in categories:
             by_category[categories[name]].append(name)
-    category_metrics = {
-        cat: _grouped_metrics([by_subtask[s] for s in names], seed)
-        for cat, names in by_category.items()
-    }
-    overall = _grouped_metrics(list(by_subtask.values()), seed) if scored else {}
+    # the ECE bootstraps dominate and numpy releases the GIL in them: groups run in parallel
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        pending = {cat: pool.submit(_grouped_metrics, [by_subtask[s] for s in names], seed)
+                   for cat, names in by_category.items()}
+        overall = _grouped_metrics(list(by_subtask.values()), seed) if scored else {}
+        category_metrics = {cat: job.result() for cat, job in pending.items()}
     overall["errors"] = MetricValue("errors", float(errors), len(records), higher_is_better=False,
                                     note="samples with a failed request; excluded from every metric")
     details = {"reliability_equal_width_15": [b.to_dict() for b in _reliability(scored)]}

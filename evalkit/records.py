@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from evalkit.runlog import SCHEMA, SCHEMA_VERSION
 from evalkit.task import ScoredRecord, TaskResults
 from evalkit.types import (
+    LoglikelihoodRequest,
     Request,
     Response,
     Sample,
@@ -161,6 +162,9 @@ def responses_from_record(record: Mapping[str, Any]) -> list[Response]:
 
 def _request_to_log(request: Request, prompt: str) -> dict[str, Any]:
     """The request as logged; a context equal to the rendered prompt is stored once, by reference."""
+    if isinstance(request, LoglikelihoodRequest):  # the hot path: 4 per MMLU question
+        context = PROMPT_REF if request.context == prompt else request.context
+        return {"kind": request.kind, "context": context, "continuation": request.continuation}
     data = request.to_dict()
     for key in ("context", "prompt"):
         if data.get(key) == prompt:

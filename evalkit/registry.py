@@ -14,9 +14,12 @@ import logging
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from evalkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from evalkit.runlog import LogContent
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -106,14 +109,15 @@ metrics: Registry[object] = Registry("metric")
 commands: Registry[object] = Registry("command")
 
 #: called with a run log's path once it is complete (written, resumed or re-scored), e.g. so
-#: the reports plugin indexes it while the records are hot instead of at the first UI render
-log_finished_hooks: list[Callable[[Path], None]] = []
+#: the reports plugin indexes it while the records are hot instead of at the first UI render;
+#: the second argument is the content when the writer has it in memory (None: read the file)
+log_finished_hooks: list[Callable[[Path, LogContent | None], None]] = []
 
 
-def notify_log_finished(path: Path) -> None:
+def notify_log_finished(path: Path, content: LogContent | None = None) -> None:
     load_plugins()
     for hook in log_finished_hooks:
         try:
-            hook(path)
+            hook(path, content)
         except Exception as exc:  # a plugin's side job must never fail the run
             log.warning("log hook %s failed on %s: %s", getattr(hook, "__qualname__", hook), path, exc)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evalkit import jsonl
 from evalkit.errors import RunLogError
 
 SCHEMA = "evalkit.runlog"
@@ -30,6 +31,8 @@ class RunLog:
     summary: dict[str, Any] | None = None
     #: sample records in file order, superseded ones included (for auditing)
     record_count: int = 0
+    #: byte offset of each sample's latest record
+    offsets: dict[str, int] = field(default_factory=dict)
 
     @property
     def finished_ids(self) -> set[str]:
@@ -52,7 +55,7 @@ def read_log(path: Path) -> RunLog:
             "run again with --repair to drop that record and resume, or --overwrite to start over"
         )
     log: RunLog | None = None
-    for line_no, record in _records(path, data):
+    for line_no, offset, record in _records(path, data):
         if log is None:
             log = RunLog(path, check_header(path, record))
             continue
@@ -62,6 +65,7 @@ def read_log(path: Path) -> RunLog:
             if not isinstance(sid, str):
                 raise RunLogError(f"{path}:{line_no}: sample record without a string 'id'")
             log.samples[sid] = record
+            log.offsets[sid] = offset
             log.record_count += 1
         elif rtype == "summary":
             log.summary = record
@@ -84,16 +88,19 @@ def repair_log(path: Path) -> int:
     return len(data) - keep
 
 
-def _records(path: Path, data: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
+def _records(path: Path, data: bytes) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """(line number, byte offset, record) of each non-blank line."""
+    offset = 0
     for line_no, raw in enumerate(data.split(b"\n")[:-1], start=1):
         if raw.strip():
-            yield line_no, parse_record(path, line_no, raw)
+            yield line_no, offset, parse_record(path, line_no, raw)
+        offset += len(raw) + 1
 
 
 def parse_record(path: Path, line_no: int, raw: bytes) -> dict[str, Any]:
     """One log line as a record; a RunLogError names the file and line."""
     try:
-        record = json.loads(raw)
+        record = jsonl.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RunLogError(f"{path}:{line_no}: not a JSON record ({exc.__class__.__name__})") from None
     if not isinstance(record, dict):
@@ -115,32 +122,46 @@ def check_header(path: Path, record: Mapping[str, Any]) -> dict[str, Any]:
     return dict(record)
 
 
-_LINE_BREAKERS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+@dataclass(frozen=True)
+class LogContent:
+    """A finished log's content as its writer still holds it, so that readers such as the
+    reports index need not parse the file again. `samples` and `offsets` are keyed by
+    sample id, in the order the ids first appear in the file."""
+
+    header: Mapping[str, Any]
+    summary: Mapping[str, Any]
+    samples: Mapping[str, Mapping[str, Any]]
+    offsets: Mapping[str, int]
 
 
 class LogWriter:
-    """Appends records; each record is one os.write of one line (O_APPEND)."""
+    """Appends records with one os.write per call (O_APPEND); remembers the byte offset of
+    each sample record it writes (the log has one writer)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._end = os.fstat(self._fd).st_size
+        self.sample_offsets: dict[str, int] = {}
 
     def append(self, record: Mapping[str, Any]) -> None:
-        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-        if any(c in text for c in _LINE_BREAKERS):
-            # str.splitlines() would split on these: escape them so one record is one line anywhere
-            for char, escaped in _LINE_BREAKERS.items():
-                text = text.replace(char, escaped)
-        line = (text + "\n").encode("utf-8")
-        view = memoryview(line)
+        self.append_many([record])
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
 
     def append_many(self, records: Sequence[Mapping[str, Any]]) -> None:
-        for record in records:
-            self.append(record)
+        """One write for a chunk of records (a crash can cut only the last line)."""
+        lines = [jsonl.dumps_line(r) for r in records]
+        for record, line in zip(records, lines, strict=True):
+            if record.get("type") == "sample":
+                self.sample_offsets[record["id"]] = self._end
+            self._end += len(line)
+        self._write(b"".join(lines))
 
     def close(self) -> None:
         os.fsync(self._fd)

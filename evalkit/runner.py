@@ -23,7 +23,7 @@ from evalkit.cache import ResponseCache, default_cache_dir
 from evalkit.engine import Engine
 from evalkit.errors import ConfigError, RunLogError
 from evalkit.models import ModelSpec, create_backend, parse_model_spec
-from evalkit.runlog import LogWriter, RunLog, read_log, repair_log
+from evalkit.runlog import LogContent, LogWriter, RunLog, read_log, repair_log
 from evalkit.task import DataSource, Task, TaskData, TaskResults, get_task
 from evalkit.types import GenerateRequest, Request, Sample, stable_hash
 
@@ -74,6 +74,7 @@ async def run(config: RunConfig) -> list[TaskOutcome]:
     source = DataSource(config.data_dir, config.allow_hub)
     plans = [plan_task(task, source, spec, config) for task in tasks]
     backend = create_backend(spec)
+    cache: ResponseCache | None = None
     try:
         check_capabilities(backend, tasks, spec)
         for task in tasks:
@@ -82,7 +83,11 @@ async def run(config: RunConfig) -> list[TaskOutcome]:
         engine = Engine(backend, cache)
         return [await run_one(plan, engine, spec, config) for plan in plans]
     finally:
-        await backend.aclose()
+        try:
+            if cache is not None:
+                cache.close()  # waits for the writer thread: every answer is stored
+        finally:
+            await backend.aclose()
 
 
 def plan_task(task: Task, source: DataSource, spec: ModelSpec, config: RunConfig) -> TaskPlan:
@@ -173,8 +178,12 @@ async def run_one(plan: TaskPlan, engine: Engine, spec: ModelSpec, config: RunCo
         results = plan.task.aggregate([records.scored_record(r) for r in chosen], seed=config.seed)
         seconds = time.perf_counter() - started
         n_errors = sum(1 for r in chosen if r.get("error"))
-        writer.append(records.summary_record(results, chosen, seconds, len(pending), engine.stats))
-    registry.notify_log_finished(plan.log_path)
+        summary = records.summary_record(results, chosen, seconds, len(pending), engine.stats)
+        writer.append(summary)
+    old_offsets = plan.existing.offsets if plan.existing else {}
+    content = LogContent(plan.existing.header if plan.existing else header, summary, samples_by_id,
+                         {sid: writer.sample_offsets.get(sid, old_offsets.get(sid, -1)) for sid in samples_by_id})
+    registry.notify_log_finished(plan.log_path, content)
     return TaskOutcome(plan.task.name, plan.log_path, results, len(chosen), n_errors, seconds)
 
 
@@ -224,17 +233,24 @@ async def run_chunk(plan: TaskPlan, engine: Engine, chunk: Sequence[Sample]) -> 
         )
         per_sample = [reqs for reqs, _ in solved]
         answers_per_sample = [answers for _, answers in solved]
+        prompts = [task.render_prompt(s, sh) for s, sh in zip(chunk, shots, strict=True)]
     else:
-        per_sample = [tag_requests(task.build_requests(s, sh), s, plan.seed) for s, sh in zip(chunk, shots, strict=True)]
+        built = [task.requests_and_prompt(s, sh) for s, sh in zip(chunk, shots, strict=True)]
+        prompts = [prompt for _, prompt in built]
+        per_sample = [tag_requests(reqs, s, plan.seed) for (reqs, _), s in zip(built, chunk, strict=True)]
         responses = await engine.execute([req for reqs in per_sample for req in reqs])
         answers_per_sample, pos = [], 0
         for reqs in per_sample:
             answers_per_sample.append(responses[pos : pos + len(reqs)])
             pos += len(reqs)
-    verdicts = await asyncio.gather(*(score_sample(task, s, a) for s, a in zip(chunk, answers_per_sample, strict=True)))
+    if type(task).ascore is Task.ascore:  # plain scoring: no coroutine per sample
+        verdicts = [score_sample_now(task, s, a) for s, a in zip(chunk, answers_per_sample, strict=True)]
+    else:  # code execution, judges: concurrently
+        verdicts = await asyncio.gather(*(score_sample(task, s, a) for s, a in zip(chunk, answers_per_sample, strict=True)))
     return [
-        records.sample_record(s, task.render_prompt(s, sh), sh, reqs, answers, score, error)
-        for s, sh, reqs, answers, (score, error) in zip(chunk, shots, per_sample, answers_per_sample, verdicts, strict=True)
+        records.sample_record(s, prompt, sh, reqs, answers, score, error)
+        for s, prompt, sh, reqs, answers, (score, error)
+        in zip(chunk, prompts, shots, per_sample, answers_per_sample, verdicts, strict=True)
     ]
 
 
@@ -256,11 +272,21 @@ def tag_requests(requests: Sequence[Request], sample: Sample, seed: int) -> tupl
 
 
 async def score_sample(task: Task, sample: Sample, answers: Sequence[Any]) -> tuple[Any, str | None]:
+    if type(task).ascore is Task.ascore or any(a.error for a in answers):
+        return score_sample_now(task, sample, answers)
+    try:
+        return await task.ascore(sample, answers), None
+    except Exception as exc:  # a response the scorer cannot read is an error, not a wrong answer
+        return None, f"scoring failed: {type(exc).__name__}: {exc}"
+
+
+def score_sample_now(task: Task, sample: Sample, answers: Sequence[Any]) -> tuple[Any, str | None]:
+    """(score, error) with the task's synchronous `score`; failed requests are errors."""
     failed = [a.error for a in answers if a.error]
     if failed:
         return None, f"request failed: {failed[0]}"
     try:
-        return await task.ascore(sample, answers), None
+        return task.score(sample, answers), None
     except Exception as exc:  # a response the scorer cannot read is an error, not a wrong answer
         return None, f"scoring failed: {type(exc).__name__}: {exc}"
 

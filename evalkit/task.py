@@ -100,6 +100,11 @@ class Task(ABC):
     def render_prompt(self, sample: Sample, shots: Sequence[Sample]) -> str:
         """The prompt as the model sees it (kept in the log)."""
 
+    def requests_and_prompt(self, sample: Sample, shots: Sequence[Sample]) -> tuple[tuple[Request, ...], str]:
+        """`build_requests` and `render_prompt` together; tasks whose requests carry the
+        rendered prompt override this to render it once (the runner's hot path)."""
+        return self.build_requests(sample, shots), self.render_prompt(sample, shots)
+
     @abstractmethod
     def score(self, sample: Sample, responses: Sequence[Response]) -> Score: ...
 

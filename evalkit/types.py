@@ -152,11 +152,18 @@ class Response:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
+        # spelled out, not a loop over names: called twice per request (cache and log)
         out: dict[str, Any] = {}
-        for name in ("text", "logprob", "is_greedy", "num_tokens", "error"):
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = value
+        if self.text is not None:
+            out["text"] = self.text
+        if self.logprob is not None:
+            out["logprob"] = self.logprob
+        if self.is_greedy is not None:
+            out["is_greedy"] = self.is_greedy
+        if self.num_tokens is not None:
+            out["num_tokens"] = self.num_tokens
+        if self.error is not None:
+            out["error"] = self.error
         if self.choice_logprobs is not None:
             out["choice_logprobs"] = list(self.choice_logprobs)
         if self.vector is not None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from evalkit import registry
+from evalkit.runlog import LogContent
 
 FORMATS = ("table", "md", "csv", "html", "json")
 METHOD_NAMES = ("mean", "win_rate", "normalized")
@@ -89,11 +90,15 @@ def streamlit_command(runs: Path, port: int) -> list[str]:
             "--", str(runs.resolve())]
 
 
-def index_finished_log(path: Path) -> None:
-    """Index a log as soon as `evalkit run` finishes it, so no UI ever parses it again."""
-    from evalkit.reports.frames import scan_cached
+def index_finished_log(path: Path, content: LogContent | None = None) -> None:
+    """Index a log as soon as `evalkit run` finishes it, so no UI ever parses it again
+    (from the records the run still holds in memory when it passes them)."""
+    from evalkit.reports.frames import index_content, scan_cached
 
-    scan_cached(path)
+    if content is None:
+        scan_cached(path)
+    else:
+        index_content(path, content)
 
 
 if index_finished_log not in registry.log_finished_hooks:

@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evalkit.errors import RunLogError
-from evalkit.runlog import check_header, find_logs, parse_record, read_log
+from evalkit.runlog import LogContent, check_header, find_logs, parse_record, read_log
 
 INDEX_FORMAT = 1
 #: how often logs were parsed and index files loaded in this process (the UI bench reads it)
@@ -208,6 +208,19 @@ def scan_cached(path: Path, index_dir: Path | None = None) -> RunData | SkippedL
     return run
 
 
+def index_content(path: Path, content: LogContent, index_dir: Path | None = None) -> RunData:
+    """The scan of a log its writer has just finished, built from the records it holds
+    (equal to `scan_log(path)`), saved to the on-disk index."""
+    header = _check_run_header(path, dict(content.header))
+    summary = _check_summary(path, 0, dict(content.summary))
+    latest = {sid: (content.offsets[sid], _compact(path, 0, record)) for sid, record in content.samples.items()}
+    run = _run_data(str(path), header, summary, latest)
+    index_file = _index_path(path, path.stat(), index_dir)
+    if index_file is not None:
+        _save_index(index_file, run)
+    return run
+
+
 def scan_log(path: Path) -> RunData:
     """Parse a log into a RunData; raises RunLogError naming the file and line of a problem."""
     with path.open("rb") as fh:
@@ -254,7 +267,7 @@ def _sample_id(path: Path, line_no: int, record: dict[str, Any]) -> str:
     return sid
 
 
-def _compact(path: Path, line_no: int, record: dict[str, Any]) -> dict[str, Any]:
+def _compact(path: Path, line_no: int, record: Mapping[str, Any]) -> dict[str, Any]:
     score, error = record.get("score"), record.get("error")
     if score is None and not error:
         raise RunLogError(f"{path}:{line_no}: sample record has neither a 'score' nor an 'error'")

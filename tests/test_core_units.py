@@ -64,7 +64,7 @@ def test_cache_key_separates_models_params_and_samples() -> None:
 def _writer(path: str, start: int, count: int) -> None:
     cache = ResponseCache(Path(path))
     for i in range(start, start + count, 50):
-        cache.put_many((f"key{j}", Response(logprob=-float(j))) for j in range(i, min(i + 50, start + count)))
+        cache.put_many((f"key{j}".encode(), Response(logprob=-float(j))) for j in range(i, min(i + 50, start + count)))
     cache.close()
 
 
@@ -78,15 +78,15 @@ def test_cache_is_safe_under_concurrent_writers(tmp_path: Path) -> None:
         p.join(120)
         assert p.exitcode == 0
     cache = ResponseCache(Path(path))
-    got = cache.get_many([f"key{j}" for j in range(7000)])
+    got = cache.get_many([f"key{j}".encode() for j in range(7000)])
     assert len(cache) == 7000 and len(got) == 7000
-    assert all(got[f"key{j}"].logprob == -float(j) for j in range(7000))
+    assert all(got[f"key{j}".encode()].logprob == -float(j) for j in range(7000))
 
 
 def test_failed_responses_are_not_cached(tmp_path: Path) -> None:
     cache = ResponseCache(tmp_path / "c.sqlite")
-    cache.put_many([("ok", Response(text="x")), ("bad", Response(error="HTTP 500"))])
-    assert set(cache.get_many(["ok", "bad"])) == {"ok"}
+    cache.put_many([(b"ok", Response(text="x")), (b"bad", Response(error="HTTP 500"))])
+    assert set(cache.get_many([b"ok", b"bad"])) == {b"ok"}
 
 
 def test_backend_with_missing_dependencies_is_a_clean_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -295,3 +295,37 @@ def test_evalkit_run_indexes_the_log_it_finishes(tmp_path: Path, monkeypatch: py
     before = frames.READS["log_parse"]
     runset = frames.load_runs(out)
     assert len(runset.runs) == 1 and frames.READS["log_parse"] == before
+
+
+def _same_run(a: Any, b: Any) -> None:
+    assert json.dumps(a.header, sort_keys=True) == json.dumps(b.header, sort_keys=True)
+    assert json.dumps(a.summary, sort_keys=True) == json.dumps(b.summary, sort_keys=True)
+    for name in ("ids", "subtasks", "extracted", "n_choices", "errored", "offsets"):
+        assert getattr(a, name).tolist() == getattr(b, name).tolist(), name
+    for name in ("values", "confidence"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_index_built_from_memory_equals_a_fresh_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`evalkit run` indexes from the records it holds; that must equal parsing the file,
+    also after a resume that retries failed samples (their latest records, new offsets)."""
+    from evalkit.reports import frames
+
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "runs"
+    argv = ["run", "--model", "mock:fail_rate=0.3", "--tasks", "mmlu_anatomy,mmlu_astronomy", "--limit", "6",
+            "--output-dir", str(out), "--no-progress"]
+    for attempt in range(2):  # the second run resumes: retries the errored samples, appends
+        main(argv)
+        for log in sorted(out.rglob("*.jsonl")):
+            before = frames.READS["log_parse"]
+            indexed = frames.scan_cached(log)  # from the index written at the end of the run
+            assert frames.READS["log_parse"] == before  # the file was not parsed
+            _same_run(indexed, frames.scan_log(log))
+            if attempt == 1:
+                lines = log.read_bytes().splitlines()
+                assert len(lines) > 1 + 6 + 1  # the resume appended records and a summary
+                for sid, offset in zip(indexed.ids.tolist(), indexed.offsets.tolist(), strict=True):
+                    with log.open("rb") as fh:
+                        fh.seek(offset)
+                        assert json.loads(fh.readline())["id"] == sid

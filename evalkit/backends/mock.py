@@ -87,7 +87,7 @@ class MockBackend(BaseBackend):
         await self._before(requests)
         out = []
         for r in requests:
-            if self._fails(r.context + r.continuation):
+            if self.fail_rate and self._fails(r.context + r.continuation):
                 out.append(Response(error="mock: injected failure"))
                 continue
             # tail of the context keeps hashing cheap on long few-shot prompts

@@ -144,10 +144,13 @@ def bootstrap_ece_intervals(
 ) -> dict[str, tuple[float, float]]:
     """Percentile-bootstrap CIs of both ECEs, vectorised over resamples.
 
-    A resample is a vector of counts per item (items sorted by confidence once). With
-    d = correct − confidence, a bin's |Σ d| is a matrix product for equal-width bins; for
-    equal-mass bins it is a difference of the cumulative sum of d at the bin edges of the
-    sorted resample, so no resample is ever sorted.
+    Items are sorted by confidence once; a resample draws n *ranks* in that order uniformly
+    with replacement (the ordinary bootstrap: every item equally likely), kept as a vector of
+    counts per rank. With d = correct − confidence and F the cumulative sum of d over the
+    sorted resample, a bin's Σ d is a difference of F at its edges: equal-width bins end at
+    fixed ranks, equal-mass bins at fixed positions of the resample. No resample is ever
+    sorted. On data already sorted by confidence, the same seed draws the same resamples as
+    `stats.bootstrap_interval`.
     """
     conf, corr = _as_arrays(confidence, correct)
     n = conf.size
@@ -156,36 +159,39 @@ def bootstrap_ece_intervals(
         return {"equal_width": nan, "equal_mass": nan}
     order = np.argsort(conf, kind="stable")
     gap = corr[order] - conf[order]
-    width_onehot = np.zeros((n, width_bins))
-    width_onehot[np.arange(n), equal_width_bin_ids(conf[order], width_bins)] = gap
+    width_ids = equal_width_bin_ids(conf[order], width_bins)  # non-decreasing along the ranks
+    width_ends = np.append(np.flatnonzero(np.diff(width_ids)) + 1, n)  # rank after each non-empty bin
     sizes = [len(c) for c in np.array_split(np.arange(n), min(mass_bins, n))]
-    edges = np.cumsum(sizes)  # positions where equal-mass bins end in a sorted resample
+    mass_edges = np.cumsum(sizes)  # positions where equal-mass bins end in a sorted resample
     rng = np.random.default_rng(seed)
     width_stats, mass_stats = [], []
     batch = max(1, min(resamples, 500_000 // n))  # rows per batch: keeps arrays cache-sized
     for start in range(0, resamples, batch):
         rows = min(batch, resamples - start)
         draws = rng.integers(0, n, size=(rows, n)) + (np.arange(rows) * n)[:, None]
-        counts = np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n)[:, order]
-        width_stats.append(np.abs(counts @ width_onehot).sum(axis=1) / n)
-        mass_stats.append(_mass_ece_rows(counts, gap, edges, n))
+        counts = np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n)
+        sums = np.cumsum(counts * gap, axis=1)  # F after each rank's last copy
+        width_sums = np.diff(sums[:, width_ends - 1], axis=1, prepend=0.0)
+        width_stats.append(np.abs(width_sums).sum(axis=1) / n)
+        mass_stats.append(_mass_ece_rows(counts, sums, gap, mass_edges))
     q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
     w_lo, w_hi = np.percentile(np.concatenate(width_stats), q)
     m_lo, m_hi = np.percentile(np.concatenate(mass_stats), q)
     return {"equal_width": (float(w_lo), float(w_hi)), "equal_mass": (float(m_lo), float(m_hi))}
 
 
-def _mass_ece_rows(counts: NDArray[np.int64], gap: NDArray[np.float64], edges: NDArray[np.int64], n: int) -> NDArray[np.float64]:
-    """Equal-mass ECE of each resample (row of counts over confidence-sorted items)."""
-    ends = np.cumsum(counts, axis=1)  # position after each item's last copy
-    sums = np.cumsum(counts * gap, axis=1)
-    out = np.empty(counts.shape[0])
-    for r in range(counts.shape[0]):
-        # F(p) = Σ gap over the first p positions of the sorted resample
-        j = np.searchsorted(ends[r], edges, side="right")
-        before_end = np.where(j > 0, ends[r][np.maximum(j - 1, 0)], 0)
-        before_sum = np.where(j > 0, sums[r][np.maximum(j - 1, 0)], 0.0)
-        partial = (edges - before_end) * gap[np.minimum(j, n - 1)]
-        cumulative = before_sum + np.where(j < n, partial, 0.0)
-        out[r] = np.abs(np.diff(cumulative, prepend=0.0)).sum() / n
-    return out
+def _mass_ece_rows(counts: NDArray[np.int64], sums: NDArray[np.float64], gap: NDArray[np.float64],
+                   edges: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Equal-mass ECE of each resample (row of counts per rank; `sums` is F after each rank)."""
+    rows, n = counts.shape
+    ends = np.cumsum(counts, axis=1)  # position after each rank's last copy
+    # one searchsorted for every row: row r's ends lie in [r(n+1), r(n+1)+n], apart from other rows'
+    shift = (np.arange(rows) * (n + 1))[:, None]
+    found = np.searchsorted((ends + shift).ravel(), (edges[None, :] + shift).ravel(), side="right")
+    j = found.reshape(rows, -1) - (np.arange(rows) * n)[:, None]  # items wholly before each edge
+    last = np.maximum(j - 1, 0)
+    before_end = np.where(j > 0, np.take_along_axis(ends, last, axis=1), 0)
+    before_sum = np.where(j > 0, np.take_along_axis(sums, last, axis=1), 0.0)
+    partial = (edges[None, :] - before_end) * gap[np.minimum(j, n - 1)]
+    cumulative = before_sum + np.where(j < n, partial, 0.0)
+    return np.asarray(np.abs(np.diff(cumulative, axis=1, prepend=0.0)).sum(axis=1) / n, dtype=float)
