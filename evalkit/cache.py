@@ -32,12 +32,25 @@ def default_cache_dir() -> Path:
 
 
 def request_key(fingerprint_hash: str, request: Request) -> bytes:
-    if isinstance(request, LoglikelihoodRequest):
-        # the hot path (4 per MMLU question): length-prefixed fields, no JSON encoding
-        material = f"{fingerprint_hash}\x00ll\x00{len(request.context)}\x00{request.context}{request.continuation}"
-    else:
-        material = fingerprint_hash + "\x00" + canonical_json(request.to_dict())
-    return hashlib.sha256(material.encode("utf-8")).digest()
+    return request_keys(fingerprint_hash, [request])[0]
+
+
+def request_keys(fingerprint_hash: str, requests: Sequence[Request]) -> list[bytes]:
+    """The cache key of each request. Log-likelihood requests (the hot path: 4 per MMLU
+    question, sharing one context) hash their context once, then (digest, continuation)."""
+    ll_prefix = f"{fingerprint_hash}\x00ll\x00".encode()
+    context_digests: dict[str, bytes] = {}
+    keys = []
+    for request in requests:
+        if isinstance(request, LoglikelihoodRequest):
+            digest = context_digests.get(request.context)
+            if digest is None:
+                digest = context_digests[request.context] = hashlib.sha256(request.context.encode("utf-8")).digest()
+            keys.append(hashlib.sha256(ll_prefix + digest + request.continuation.encode("utf-8")).digest())
+        else:
+            material = fingerprint_hash + "\x00" + canonical_json(request.to_dict())
+            keys.append(hashlib.sha256(material.encode("utf-8")).digest())
+    return keys
 
 
 class ResponseCache:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.backends.base import Backend
-from evalkit.cache import ResponseCache, request_key
+from evalkit.cache import ResponseCache, request_keys
 from evalkit.types import Request, Response, stable_hash
 
 
@@ -64,7 +64,7 @@ class Engine:
     async def execute(self, requests: Sequence[Request]) -> list[Response]:
         """One Response per request, in order; errors are Responses with `error` set."""
         self.stats.requests += len(requests)
-        keys = [request_key(self.fingerprint_hash, r) for r in requests]
+        keys = request_keys(self.fingerprint_hash, requests)
         cached = self.cache.get_many(keys) if self.cache is not None else {}
         self.stats.cache_hits += len(cached)
         results: list[Response | None] = [cached.get(k) for k in keys]
