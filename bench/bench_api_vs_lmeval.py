@@ -3,15 +3,23 @@
 llama-cpp-python's server with SmolLM2 runs on 127.0.0.1 behind the fault proxy, which adds
 200 ms to every request (network latency). Both harnesses answer the same 50 MMLU questions
 (one subject) with generative letter answers through chat: evalkit's `mmlu_gen` with default
-settings (its default also asks each greedy answer for first-token logprobs, for calibration;
-a second evalkit run with choice_logprobs=false does the same work as lm-eval), and lm-eval
-0.4.13's `local-chat-completions` model on a task built from the very prompts evalkit sent (same text, max 16 tokens, greedy), first at its default concurrency
+settings, and lm-eval 0.4.13's `local-chat-completions` model on a task built from the very
+prompts evalkit sent (same text, max 16 tokens, greedy), first at its default concurrency
 (num_concurrent=1), then at num_concurrent=8. Wall time is each whole command. Accuracy is
 computed from each harness's raw replies with the same letter extractor.
 
-    .venv/bin/python bench/bench_api_vs_lmeval.py [--subject high_school_geography] [--n 50] [--upstream stub]
+evalkit's defaults do more than lm-eval: each greedy answer also gets its first token's top
+alternatives (choice probabilities, for calibration), from a 1-token request sent with the
+answer (`first_token_logprobs=paired`). A second evalkit run with `choice_logprobs=false` does
+exactly lm-eval's work; `--with-shared` adds a run that asks logprobs on the answer itself
+(`first_token_logprobs=shared`, one call per item, what the default was before). The server
+log tells how many requests found their whole prompt in its prefix cache.
 
-Needs lm-eval's API extras (`pip install lm-eval==0.4.13 tenacity`).
+    .venv/bin/python bench/bench_api_vs_lmeval.py [--subject high_school_geography] [--n 50]
+        [--upstream stub] [--rounds 3] [--lmeval-first] [--with-shared]
+
+Needs lm-eval's API extras (`pip install lm-eval==0.4.13 tenacity`). The machine's load is
+printed before and after (other processes slow the server; compare ratios within one run).
 
 Goals (issue 4, acceptance 5), at equal accuracy: >= 3x faster than lm-eval's default,
 no slower than lm-eval at num_concurrent=8.
@@ -23,12 +31,15 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +94,7 @@ sys.exit(main(sys.argv[2:]))
 
 def run_evalkit(url: str, data: Path, subject: str, n: int, work: Path, *model_args: str
                 ) -> tuple[float, list[dict[str, Any]]]:
-    out = work / f"evalkit-{len(model_args)}"
+    out = work / ("evalkit-" + ("-".join(model_args) or "defaults").replace("=", "_"))
     command = [sys.executable, "-c", EVALKIT_ONE_SUBJECT, subject, "run",
                "--model", f"openai-compat:{url}#{MODEL_ALIAS}", "--tasks", "mmlu_gen_one", "--limit", str(n),
                "--data-dir", str(data), "--no-cache", "--output-dir", str(out), "--no-progress"]
@@ -154,77 +165,166 @@ def accuracy(replies: list[str], answers: list[str]) -> float:
     return sum(extract_letter(r, 4) == a for r, a in zip(replies, answers, strict=True)) / len(answers)
 
 
+class ServerLog:
+    """Prefix-cache hits in llama-cpp-python's log since the last mark: requests that found
+    all but at most one prompt token already evaluated (the paired 1-token requests should)."""
+
+    def __init__(self, server: LlamaServer | None) -> None:
+        self.path = server.log_path if server else None
+        self.offset = 0
+        self.mark()
+
+    def mark(self) -> None:
+        self.offset = self.path.stat().st_size if self.path else 0
+
+    def cached_prompts(self) -> int | None:
+        if self.path is None:
+            return None
+        with self.path.open("rb") as log:
+            log.seek(self.offset)
+            text = log.read().decode(errors="replace")
+        return len(re.findall(r"remaining [01] prompt tokens to eval|full prompt already cached", text))
+
+
+@dataclass
+class Run:
+    label: str
+    wall: float
+    replies: list[str]
+    requests: int
+    span: float
+    cached: int | None
+
+
+def evalkit_run(label: str, proxy: FaultProxy, log: ServerLog, args: argparse.Namespace, data: Path,
+                work: Path, items: list[dict[str, Any]], *model_args: str) -> Run:
+    proxy.reset_stats()
+    log.mark()
+    wall, samples = run_evalkit(proxy.url, data, args.subject, args.n, work, *model_args)
+    replies = {s["prompt"]: s["responses"][0]["text"] for s in samples}
+    return Run(label, wall, [replies[i["prompt"]] for i in items], proxy.stats["requests"], request_span(proxy),
+               log.cached_prompts())
+
+
+def lmeval_run(concurrency: int | None, proxy: FaultProxy, log: ServerLog, work: Path,
+               items: list[dict[str, Any]]) -> Run:
+    proxy.reset_stats()
+    log.mark()
+    wall, samples = run_lmeval(proxy.url, items, concurrency, work)
+    replies = {s["doc"]["prompt"]: s["resps"][0][0] for s in samples}
+    label = f"lm-eval num_concurrent={concurrency or '1 (default)'}"
+    return Run(label, wall, [replies[i["prompt"]] for i in items], proxy.stats["requests"], request_span(proxy),
+               log.cached_prompts())
+
+
+@dataclass
+class Round:
+    ours: list[Run]  # evalkit, defaults first
+    lmeval: list[Run]  # default concurrency, then num_concurrent=8
+    load_before: str
+    load_after: str
+    lmeval_first: bool
+
+
+def one_round(args: argparse.Namespace, proxy: FaultProxy, log: ServerLog, data: Path, work: Path,
+              items: list[dict[str, Any]], lmeval_first: bool) -> Round:
+    before = load()
+    work.mkdir()
+    lmeval: list[Run] = []
+    if lmeval_first:  # the machine's load drifts: rounds alternate the order
+        lmeval = [lmeval_run(c, proxy, log, work, items) for c in (None, 8)]
+    ours = [evalkit_run("evalkit (defaults)", proxy, log, args, data, work, items)]
+    ours.append(evalkit_run("evalkit choice_logprobs=false", proxy, log, args, data, work, items,
+                            "choice_logprobs=false"))
+    if args.with_shared:
+        ours.append(evalkit_run("evalkit first_token_logprobs=shared", proxy, log, args, data, work, items,
+                                "first_token_logprobs=shared"))
+    if not lmeval_first:
+        lmeval = [lmeval_run(c, proxy, log, work, items) for c in (None, 8)]
+    return Round(ours, lmeval, before, load(), lmeval_first)
+
+
+def run_all(args: argparse.Namespace) -> tuple[list[Round], list[str]]:
+    """Every round against one server and proxy; and the gold letters."""
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        server = stack.enter_context(LlamaServer()) if args.upstream == "llama" else None
+        # without a server the proxy answers itself at once: a latency-bound server
+        proxy = stack.enter_context(FaultProxy(upstream=server.url.removesuffix("/v1") if server else "stub"))
+        proxy.configure(latency_s=args.latency)
+        data = one_subject(Path(args.data_dir), args.subject, Path(tmp) / "data")
+        warm_up(proxy.url)
+        items = bench_items(data, args.subject, args.n)
+        log = ServerLog(server)
+        rounds = [one_round(args, proxy, log, data, Path(tmp) / f"round{i}", items, args.lmeval_first != (i % 2 == 1))
+                  for i in range(args.rounds)]
+    return rounds, [i["answer"] for i in items]
+
+
+def report(ours: list[Run], lmeval: list[Run], answers: list[str]) -> tuple[float, float, bool]:
+    """Print one round; returns its (default, tuned) ratios and whether accuracies were equal."""
+    default = ours[0]
+    print(f"{'harness':<36} {'wall s':>7} {'requests s':>10} {'requests':>8} {'cached prompts':>14} "
+          f"{'accuracy':>8} {'same replies as evalkit':>23}")
+    for run in ours + lmeval:
+        same = sum(a == b for a, b in zip(run.replies, default.replies, strict=True))
+        cached = "-" if run.cached is None else str(run.cached)
+        print(f"{run.label:<36} {run.wall:>7.1f} {run.span:>10.1f} {run.requests:>8} {cached:>14} "
+              f"{accuracy(run.replies, answers):>8.3f} {same:>20}/{len(answers)}")
+    base, tuned = lmeval
+    for run in ours[1:]:
+        print(f"{run.label}: lm-eval default / it = {base.wall / run.wall:.2f}x, "
+              f"lm-eval num_concurrent=8 / it = {tuned.wall / run.wall:.2f}x (wall)")
+    print(f"request-phase ratios (defaults): lm-eval default / evalkit = {base.span / default.span:.2f}x, "
+          f"lm-eval num_concurrent=8 / evalkit = {tuned.span / default.span:.2f}x")
+    equal = accuracy(default.replies, answers) == accuracy(base.replies, answers) == accuracy(tuned.replies, answers)
+    print(f"accuracy equal across evalkit defaults and both lm-eval runs: {'yes' if equal else 'NO'}")
+    ratios = (base.wall / default.wall, tuned.wall / default.wall)
+    for name, ratio, goal in (("lm-eval default", ratios[0], 3.0), ("lm-eval num_concurrent=8", ratios[1], 1.0)):
+        print(f"RATIO {name} / evalkit defaults = {ratio:.2f}x  (goal >= {goal:g}): "
+              f"{'MET' if ratio >= goal and equal else 'NOT MET'}")
+    return ratios[0], ratios[1], equal
+
+
+def summarise(rounds: list[Round], answers: list[str]) -> None:
+    results = []
+    for i, r in enumerate(rounds, 1):
+        first = "lm-eval first" if r.lmeval_first else "evalkit first"
+        print(f"\n-- round {i} ({first}); before: {r.load_before}; after: {r.load_after}")
+        results.append(report(r.ours, r.lmeval, answers))
+    print("(wall: the whole command; requests s: first request in to last answer out, at the proxy;\n"
+          " cached prompts: requests that found all but <= 1 prompt token in the server's prefix cache)")
+    if len(rounds) > 1:
+        base = statistics.median(x[0] for x in results)
+        tuned = statistics.median(x[1] for x in results)
+        equal = all(x[2] for x in results)
+        print(f"\nmedian over {len(rounds)} rounds: lm-eval default / evalkit defaults = {base:.2f}x (goal >= 3: "
+              f"{'MET' if base >= 3 and equal else 'NOT MET'}); lm-eval num_concurrent=8 / evalkit defaults = "
+              f"{tuned:.2f}x (goal >= 1: {'MET' if tuned >= 1 and equal else 'NOT MET'})")
+        print("per round: " + ", ".join(f"{a:.2f}x/{b:.2f}x" for a, b, _ in results))
+
+
+def load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--subject", default="high_school_geography")
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--upstream", choices=("llama", "stub"), default="llama",
                         help="llama: the real server (default); stub: the proxy answers instantly, so "
                              "only latency and harness overhead remain")
-    parser.add_argument("--lmeval-first", action="store_true", help="run lm-eval before evalkit")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat everything, alternating which harness goes first")
+    parser.add_argument("--lmeval-first", action="store_true", help="run lm-eval before evalkit in the first round")
+    parser.add_argument("--with-shared", action="store_true",
+                        help="also run evalkit with first_token_logprobs=shared (logprobs on the answer itself)")
     parser.add_argument("--data-dir", default=os.environ.get("EVALKIT_DATA_DIR") or str(REPO.parent / "shared" / "data"))
     args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        if args.upstream == "llama":
-            server = stack.enter_context(LlamaServer())
-            proxy = stack.enter_context(FaultProxy(upstream=server.url.removesuffix("/v1")))
-        else:  # the proxy answers itself at once: a latency-bound server
-            proxy = stack.enter_context(FaultProxy(upstream="stub"))
-        work = Path(tmp)
-        proxy.configure(latency_s=args.latency)
-        data = one_subject(Path(args.data_dir), args.subject, work / "data")
-        warm_up(proxy.url)
-        items = bench_items(data, args.subject, args.n)
-        answers = [i["answer"] for i in items]
-        runs: dict[int | None, tuple[float, list[str], int, float]] = {}
-
-        def lmeval_runs() -> None:
-            for concurrency in (None, 8):
-                proxy.reset_stats()
-                wall, lm_samples = run_lmeval(proxy.url, items, concurrency, work)
-                replies = {s["doc"]["prompt"]: s["resps"][0][0] for s in lm_samples}
-                runs[concurrency] = (wall, [replies[i["prompt"]] for i in items], proxy.stats["requests"],
-                                     request_span(proxy))
-
-        if args.lmeval_first:  # the machine's load drifts: run in both orders to see it
-            lmeval_runs()
-        proxy.reset_stats()
-        ek_wall, ek_samples = run_evalkit(proxy.url, data, args.subject, args.n, work)
-        ek_requests, ek_span = proxy.stats["requests"], request_span(proxy)
-        # the same work as lm-eval: answers only, no first-token probabilities for calibration
-        proxy.reset_stats()
-        eq_wall, eq_samples = run_evalkit(proxy.url, data, args.subject, args.n, work, "choice_logprobs=false")
-        eq_span = request_span(proxy)
-        if not args.lmeval_first:
-            lmeval_runs()
-        ek_replies = {s["prompt"]: s["responses"][0]["text"] for s in ek_samples}
-
-    ek_list = [ek_replies[i["prompt"]] for i in items]
+    rounds, answers = run_all(args)
     upstream = "SmolLM2 on llama-cpp-python's server" if args.upstream == "llama" else "the proxy's instant stub"
-    print(f"{len(items)} MMLU items ({args.subject}), {upstream}, +{args.latency * 1000:.0f} ms per request")
-    print(f"{'harness':<34} {'wall s':>8} {'requests s':>11} {'requests':>9} {'accuracy':>9} {'same replies as evalkit':>24}")
-    print(f"{'evalkit (defaults)':<34} {ek_wall:>8.1f} {ek_span:>11.1f} {ek_requests:>9} "
-          f"{accuracy(ek_list, answers):>9.3f} {'-':>24}")
-    eq_list = [{s["prompt"]: s["responses"][0]["text"] for s in eq_samples}[i["prompt"]] for i in items]
-    same_eq = sum(a == b for a, b in zip(eq_list, ek_list, strict=True))
-    print(f"{'evalkit choice_logprobs=false':<34} {eq_wall:>8.1f} {eq_span:>11.1f} {len(eq_list):>9} "
-          f"{accuracy(eq_list, answers):>9.3f} {same_eq:>21}/{len(items)}")
-    for concurrency, (wall, replies, sent, span) in runs.items():
-        same = sum(a == b for a, b in zip(replies, ek_list, strict=True))
-        label = f"lm-eval num_concurrent={concurrency or '1 (default)'}"
-        print(f"{label:<34} {wall:>8.1f} {span:>11.1f} {sent:>9} {accuracy(replies, answers):>9.3f} "
-              f"{same:>21}/{len(items)}")
-    print("(wall: the whole command; requests s: first request in to last answer out, at the proxy)")
-    print(f"request-phase ratios: lm-eval default / evalkit = {runs[None][3] / ek_span:.2f}x, "
-          f"lm-eval num_concurrent=8 / evalkit = {runs[8][3] / ek_span:.2f}x")
-    print(f"same-work ratios (evalkit choice_logprobs=false): lm-eval default / evalkit = "
-          f"{runs[None][0] / eq_wall:.2f}x, lm-eval num_concurrent=8 / evalkit = {runs[8][0] / eq_wall:.2f}x (wall)")
-    default_ratio = runs[None][0] / ek_wall
-    tuned_ratio = runs[8][0] / ek_wall
-    print(f"RATIO lm-eval default / evalkit = {default_ratio:.2f}x  (goal >= 3): {'MET' if default_ratio >= 3 else 'NOT MET'}")
-    print(f"RATIO lm-eval num_concurrent=8 / evalkit = {tuned_ratio:.2f}x  (goal >= 1): {'MET' if tuned_ratio >= 1 else 'NOT MET'}")
+    print(f"{len(answers)} MMLU items ({args.subject}), {upstream}, +{args.latency * 1000:.0f} ms per request")
+    summarise(rounds, answers)
     return 0
 
 

@@ -11,9 +11,22 @@ Specs: `openai:<model>` (key from $OPENAI_API_KEY) and `openai-compat:<base_url>
   rpm=N, tpm=N                  client-side requests/tokens-per-minute budgets
   price_prompt_per_1k=USD, price_completion_per_1k=USD   cost accounting
   top_logprobs=K                alternatives read for choice probabilities (default 20)
-  share_logprobs=false          do not ask greedy generations for their first token's
-                                alternatives (then choice probabilities cost a call of their own)
   choice_logprobs=false         do not offer choice probabilities (MC tasks skip calibration)
+  first_token_logprobs=MODE     how a greedy answer's first-token alternatives (the choice
+                                probabilities of generative MC tasks) are read:
+      shared    logprobs on the answer itself: one call, but the server computes
+                alternatives for every generated token. Default for openai:, where they
+                are free.
+      paired    a 1-token logprobs request sent together with the answer. Default for
+                openai-compat:, because its worst case is mild: a server with a prefix
+                cache (llama.cpp, vLLM) evaluates the prompt once for both, one without
+                evaluates it twice. llama-cpp-python's server computes logprobs in Python
+                over the whole vocabulary, ~0.1-0.2 s per token: shared made a 9-token
+                MMLU answer ~0.7-1 s slower, paired ~0.15-0.4 s.
+      separate  only when the choice request comes (the prompt is evaluated again).
+                                Either way they are asked only while choice requests use
+                                them: 32 unclaimed in a row (a task without choice
+                                probabilities) stop it, the next choice request resumes it.
   echo_loglikelihood=true       score log-likelihoods through `echo` (only for servers that
                                 compute prompt logprobs correctly; NOT llama.cpp's server)
 
@@ -57,14 +70,16 @@ from evalkit.types import (
     ChoiceLogprobsRequest,
     GenerateRequest,
     LoglikelihoodRequest,
+    Prompt,
     Response,
 )
 
 OPTIONS = {
     "base_url", "api_key_env", "timeout", "max_attempts", "concurrency", "max_concurrency",
     "min_concurrency", "rpm", "tpm", "price_prompt_per_1k", "price_completion_per_1k",
-    "top_logprobs", "echo_loglikelihood", "share_logprobs", "choice_logprobs",
+    "top_logprobs", "echo_loglikelihood", "first_token_logprobs", "choice_logprobs",
 }
+FIRST_TOKEN_MODES = ("shared", "paired", "separate")
 #: statuses worth retrying besides 429 and 5xx: request timeout, conflict
 RETRY_STATUSES = frozenset({408, 409})
 #: reads a 200 answer: (endpoint, parsed JSON body) -> Response; ValueError if unusable
@@ -90,9 +105,9 @@ class OpenAIBackend(BaseBackend):
         opts.flag("choice_logprobs", default=True)  # validated here, used by declared_capabilities
         self.top_logprobs = opts.integer("top_logprobs", 20, minimum=1)
         self.capabilities = declared_capabilities(options)
-        # asking every greedy answer for logprobs costs the server time: only when they are used
-        self.share_logprobs = opts.flag("share_logprobs", default=True) and CHOICE_LOGPROBS in self.capabilities
-        self._first_tokens = payloads.BoundedMemo(maxsize=20_000)
+        mode = opts.choice("first_token_logprobs", FIRST_TOKEN_MODES, "shared" if kind == "openai" else "paired")
+        self.first_token_mode = mode if CHOICE_LOGPROBS in self.capabilities else "separate"
+        self._first_tokens = payloads.FirstTokenStore()
         self.pricing = Pricing.from_options(options, f"--model {kind}")
         policy = RetryPolicy(max_attempts=opts.integer("max_attempts", 8, minimum=1),
                              timeout=opts.number("timeout", 120.0))
@@ -122,15 +137,17 @@ class OpenAIBackend(BaseBackend):
     def describe(self) -> dict[str, Any]:
         return {**self._settings, "pricing": self.pricing.to_dict() if self.pricing else None,
                 "key": "set" if self.redactor.secrets else "none",
-                "share_logprobs": self.share_logprobs}
+                "first_token_logprobs": self.first_token_mode}
 
     # -- the protocol ---------------------------------------------------------------------
     async def generate(self, requests: Sequence[GenerateRequest]) -> list[Response]:
         async def one(r: GenerateRequest) -> Response:
             endpoint, body = payloads.generate_body(self.model, r.prompt, r.params, r.repeat)
             estimate = payloads.estimate_tokens(r.prompt) + r.params.max_tokens
-            if self.share_logprobs and r.params.temperature == 0:
-                return await self._generate_sharing_logprobs(endpoint, body, estimate)
+            if self.first_token_mode != "separate" and r.params.temperature == 0 and self._first_tokens.wanted:
+                if self.first_token_mode == "shared":
+                    return await self._generate_sharing_logprobs(endpoint, body, estimate)
+                return await self._generate_paired(r.prompt, endpoint, body, estimate)
             return await self._request(endpoint, body, estimate, _text_response)
 
         return list(await asyncio.gather(*(one(r) for r in requests)))
@@ -146,7 +163,10 @@ class OpenAIBackend(BaseBackend):
             response = _text_response(ep, data)
             # without logprobs in the answer, choice_logprobs asks on its own
             with contextlib.suppress(ValueError, KeyError, TypeError):
-                self._first_tokens.put(key, payloads.first_token_alternatives(ep, data))
+                top = payloads.first_token_alternatives(ep, data)
+                if top:
+                    self._first_tokens.put(key, payloads.FirstToken(top, "first token of the greedy generation",
+                                                                    meta={"attempts": 0}))
             return response
 
         shared = payloads.with_first_token_logprobs(endpoint, body, self.top_logprobs)
@@ -154,25 +174,54 @@ class OpenAIBackend(BaseBackend):
         if response.error and response.error.startswith("HTTP 400"):
             plain = await self._request(endpoint, body, estimate, _text_response)
             if plain.ok:
-                self.share_logprobs = False
+                self.first_token_mode = "separate"
             return plain
         return response
+
+    async def _generate_paired(self, prompt: Prompt, endpoint: str, body: dict[str, Any], estimate: int) -> Response:
+        """The greedy answer, and its first token's alternatives from a 1-token request sent at
+        the same moment, so that the two reach a serialising server side by side and the
+        prompt is evaluated once (prefix cache). A server that refuses logprobs (HTTP 400) is not
+        asked again; the choice request then gets its own answer (an error, never a guess)."""
+        lp_endpoint, lp_body = payloads.choice_logprobs_body(self.model, prompt, self.top_logprobs)
+        found: dict[str, dict[str, float]] = {}
+
+        def parse(ep: str, data: Mapping[str, Any]) -> Response:
+            found["top"] = payloads.first_token_alternatives(ep, data)
+            return Response(usage=payloads.usage_of(data))
+
+        # the 1-token request goes first: it leaves exactly the prompt evaluated, so the
+        # answer starts from the cached state without re-evaluating anything
+        first, answer = await asyncio.gather(
+            self._request(lp_endpoint, lp_body, payloads.estimate_tokens(prompt) + 1, parse),
+            self._request(endpoint, body, estimate, _text_response))
+        if first.ok and found.get("top"):
+            source = "1-token request sent with the greedy generation"
+            self._first_tokens.put(payloads.prompt_key(lp_endpoint, lp_body),
+                                   payloads.FirstToken(found["top"], source, first.usage, first.meta))
+        elif first.error and first.error.startswith("HTTP 400"):
+            self.first_token_mode = "separate"
+        elif first.meta.get("retries"):  # gave up: the choice request asks again and logs these attempts
+            self._first_tokens.put(payloads.prompt_key(lp_endpoint, lp_body),
+                                   payloads.FirstToken({}, "failed", meta=first.meta))
+        return answer
 
     async def choice_logprobs(self, requests: Sequence[ChoiceLogprobsRequest]) -> list[Response]:
         async def one(r: ChoiceLogprobsRequest) -> Response:
             endpoint, body = payloads.choice_logprobs_body(self.model, r.prompt, self.top_logprobs)
-            known = self._first_tokens.pop(payloads.prompt_key(endpoint, body))
-            if known is not None:  # read from the generation of the same prompt: no call
-                scores, missing = payloads.choice_scores(known, r.choices)
-                meta: dict[str, Any] = {"source": "first token of the greedy generation", "attempts": 0}
-                return Response(choice_logprobs=scores, meta={**meta, **({"not_in_top": missing} if missing else {})})
+            known = self._first_tokens.claim(payloads.prompt_key(endpoint, body))
+            if known is not None and known.alternatives:  # read alongside the generation of the same prompt
+                scores, missing = payloads.choice_scores(known.alternatives, r.choices)
+                meta = {**known.meta, "source": known.source, **({"not_in_top": missing} if missing else {})}
+                return Response(choice_logprobs=scores, usage=known.usage, meta=meta)
 
             def parse(ep: str, data: Mapping[str, Any]) -> Response:
                 scores, missing = payloads.choice_scores(payloads.first_token_alternatives(ep, data), r.choices)
                 meta = {"not_in_top": missing} if missing else {}
                 return Response(choice_logprobs=scores, usage=payloads.usage_of(data), meta=meta)
 
-            return await self._request(endpoint, body, payloads.estimate_tokens(r.prompt) + 1, parse)
+            response = await self._request(endpoint, body, payloads.estimate_tokens(r.prompt) + 1, parse)
+            return _with_earlier_attempts(response, known.meta) if known is not None else response
 
         return list(await asyncio.gather(*(one(r) for r in requests)))
 
@@ -207,8 +256,9 @@ class OpenAIBackend(BaseBackend):
 
         try:
             response, history = await self.resilience.call(attempt, estimate)
-        except RetriesExhausted as exc:
-            return Response(error=self.redactor.text(str(exc)), meta=self._meta(exc.history, started))
+        except RetriesExhausted as exc:  # every attempt is in the history, the last one too
+            meta = {**self._meta(exc.history, started), "attempts": len(exc.history)}
+            return Response(error=self.redactor.text(str(exc)), meta=meta)
         except Exception as exc:  # a permanent failure (400, 401, 404...): no retry
             return Response(error=self.redactor.text(_describe_error(exc)), meta=self._meta([], started))
         return dataclasses.replace(response, meta={**response.meta, **self._meta(history, started)})
@@ -291,6 +341,12 @@ class _Options:
             raise ConfigError(f"--model-args {name}={raw!r}: must be at least {minimum}")
         return value
 
+    def choice(self, name: str, allowed: Sequence[str], default: str) -> str:
+        raw = self.text(name).lower() or default
+        if raw not in allowed:
+            raise ConfigError(f"--model-args {name}={raw!r}: expected one of {', '.join(allowed)}")
+        return raw
+
     def flag(self, name: str, default: bool = False) -> bool:
         raw = self.text(name).lower()
         if raw == "":
@@ -341,6 +397,13 @@ def _text_response(endpoint: str, data: Mapping[str, Any]) -> Response:
     choice = payloads.first_choice(data)
     meta = {"finish_reason": choice["finish_reason"]} if choice.get("finish_reason") else {}
     return Response(text=payloads.generated_text(endpoint, data), usage=payloads.usage_of(data), meta=meta)
+
+
+def _with_earlier_attempts(response: Response, earlier: Mapping[str, Any]) -> Response:
+    """The failed partner request's attempts go into the log of the request that replaced it."""
+    retries = [*earlier.get("retries", ()), *response.meta.get("retries", ())]
+    attempts = int(earlier.get("attempts", 0)) + int(response.meta.get("attempts", 0))
+    return dataclasses.replace(response, meta={**response.meta, "attempts": attempts, "retries": retries})
 
 
 def _check_url(url: str, kind: str) -> None:

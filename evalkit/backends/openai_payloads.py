@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.types import GenerationParams, Message, Prompt, Usage, canonical_json
@@ -59,21 +60,46 @@ def prompt_key(endpoint: str, body: Mapping[str, Any]) -> str:
     return canonical_json([endpoint, body.get("model"), body.get("messages") or body.get("prompt")])
 
 
-class BoundedMemo:
-    """A small LRU map (first-token alternatives waiting for their choice_logprobs request)."""
+@dataclass(frozen=True)
+class FirstToken:
+    """A first token's top alternatives and where they came from: the greedy generation's own
+    logprobs (no usage of their own) or a 1-token request of their own (its usage and attempts)."""
 
-    def __init__(self, maxsize: int) -> None:
+    alternatives: Mapping[str, float]
+    source: str
+    usage: Usage | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+class FirstTokenStore:
+    """First-token alternatives read alongside greedy generations, waiting for the choice
+    request on the same prompt (an LRU map), and whether reading them still pays.
+
+    They pay while choice requests claim them. Tasks without choice probabilities (long
+    greedy answers) never claim any: after `give_up_after` stored in a row with no claim,
+    `wanted` turns false; a choice request that finds none turns it back on."""
+
+    def __init__(self, maxsize: int = 20_000, give_up_after: int = 32) -> None:
         self.maxsize = maxsize
-        self._items: OrderedDict[str, dict[str, float]] = OrderedDict()
+        self.give_up_after = give_up_after
+        self.wanted = True
+        self._unclaimed = 0
+        self._items: OrderedDict[str, FirstToken] = OrderedDict()
 
-    def put(self, key: str, value: dict[str, float]) -> None:
+    def put(self, key: str, value: FirstToken) -> None:
         self._items[key] = value
         self._items.move_to_end(key)
         while len(self._items) > self.maxsize:
             self._items.popitem(last=False)
+        self._unclaimed += 1
+        if self._unclaimed >= self.give_up_after:
+            self.wanted = False
 
-    def pop(self, key: str) -> dict[str, float] | None:
-        return self._items.pop(key, None)
+    def claim(self, key: str) -> FirstToken | None:
+        value = self._items.pop(key, None)
+        self._unclaimed = 0
+        self.wanted = True  # a choice request came: they are used, hit or miss
+        return value
 
 
 def echo_body(model: str, context: str, continuation: str) -> dict[str, Any]:

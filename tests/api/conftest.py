@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.api_support.fault_proxy import FaultProxy
+from tests.api_support.fault_proxy import FaultProxy, ProxyConfig
 from tests.api_support.servers import LlamaServer
 
 
@@ -19,7 +19,7 @@ def stub_proxy_session() -> Iterator[FaultProxy]:
 @pytest.fixture
 def stub_proxy(stub_proxy_session: FaultProxy) -> FaultProxy:
     """The stub-upstream proxy with no faults and zeroed counters."""
-    stub_proxy_session.configure(latency_s=0.0, rates={}, rps=None, seed=0)
+    stub_proxy_session.configure(**vars(ProxyConfig()))  # every setting back to its default
     stub_proxy_session.reset_stats()
     return stub_proxy_session
 
@@ -39,6 +39,6 @@ def llama_proxy_session(llama_server: LlamaServer) -> Iterator[FaultProxy]:
 @pytest.fixture
 def llama_proxy(llama_proxy_session: FaultProxy) -> FaultProxy:
     """The real server behind a fault-free proxy with zeroed counters."""
-    llama_proxy_session.configure(latency_s=0.0, rates={}, rps=None, seed=0)
+    llama_proxy_session.configure(**vars(ProxyConfig()))
     llama_proxy_session.reset_stats()
     return llama_proxy_session

@@ -41,14 +41,18 @@ def test_errors_after_retries_are_recorded_and_only_they_are_retried(stub_proxy:
     assert summary["n_scored"] == 57 - len(errored)
     assert summary["results"]["overall"]["acc"]["n"] == 57 - len(errored)
     assert all("gave up after 2 attempts" in samples(records)[sid]["error"] for sid in errored)
-    failed_requests = sum(1 for sid in errored for resp in samples(records)[sid]["responses"] if resp.get("error"))
+    # a re-sent greedy answer brings its 1-token partner (first-token logprobs), even when
+    # the choice response it would serve is already cached
+    failed_answers = sum(1 for sid in errored if samples(records)[sid]["responses"][0].get("error"))
+    failed_choices_only = sum(1 for sid in errored if samples(records)[sid]["responses"][1].get("error")
+                              and not samples(records)[sid]["responses"][0].get("error"))
 
     stub_proxy.configure(rates={})
     stub_proxy.reset_stats()
     second, records = api_run(stub_proxy, tmp_path, model_args="max_attempts=2")
     assert second.returncode == 0, second.stderr
     # only the failed requests of the errored samples went out again; the rest came from the cache
-    assert stub_proxy.stats["requests"] == failed_requests
+    assert stub_proxy.stats["requests"] == 2 * failed_answers + failed_choices_only
     assert records[-1]["n_errors"] == 0 and len(samples(records)) == 57
 
 
@@ -57,12 +61,13 @@ def test_cached_rerun_sends_nothing_and_usage_and_cost_are_logged(stub_proxy: Fa
     first, records = api_run(stub_proxy, tmp_path, model_args=prices)
     assert first.returncode == 0, first.stderr
     sent = stub_proxy.stats["requests"]
-    # one call per sample: the choice probabilities come with the greedy answer's first token
-    assert sent == 57
+    # two calls per sample: the answer and, sent with it, a 1-token request for its first
+    # token's alternatives (the choice probabilities), each with its own usage
+    assert sent == 2 * 57
     for record in samples(records).values():
         answer, choice = record["responses"]
         assert answer["usage"]["prompt_tokens"] > 0 and answer["usage"]["completion_tokens"] > 0
-        assert choice["meta"]["source"].startswith("first token") and "usage" not in choice
+        assert choice["meta"]["source"].startswith("1-token request") and choice["usage"]["completion_tokens"] == 1
         assert record["score"]["extras"]["probs"]  # calibration inputs from choice_logprobs
     engine = records[-1]["engine"]
     expected = (engine["prompt_tokens"] * 1.5 + engine["completion_tokens"] * 2) / 1000

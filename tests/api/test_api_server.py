@@ -67,8 +67,11 @@ def test_mmlu_and_ceval_complete_end_to_end_with_usage_per_sample(clean: dict[st
         assert len(record["score"]["extras"]["probs"]) == 4  # calibration from first-token logprobs
     summary = run["records"][-1]
     assert summary["n_scored"] == n and summary["results"]["overall"]["acc"]["n"] == n
-    assert summary["engine"]["prompt_tokens"] == sum(r["responses"][0]["usage"]["prompt_tokens"] for r in by_id.values())
-    assert run["requests"] == n  # one call per item: answer and choice probabilities together
+    assert summary["engine"]["prompt_tokens"] == sum(resp["usage"]["prompt_tokens"] for r in by_id.values()
+                                                     for resp in r["responses"])
+    # two calls per item: the answer and, sent with it, the 1-token request for the choice probabilities
+    assert run["requests"] == 2 * n
+    assert all(r["responses"][1]["meta"]["source"].startswith("1-token request") for r in by_id.values())
 
 
 def test_twenty_percent_mixed_faults_change_nothing_and_every_retry_is_logged(

@@ -48,7 +48,7 @@ def run(b: OpenAIBackend, method: str, requests: list[Any]) -> list[Response]:
 
 
 def test_chat_and_completion_requests_return_text_and_usage(stub_proxy: FaultProxy) -> None:
-    out = run(backend(stub_proxy.url), "generate",
+    out = run(backend(stub_proxy.url, first_token_logprobs="separate"), "generate",
               [chat(1), GenerateRequest("plain text prompt", GenerationParams(max_tokens=4))])
     assert all(r.ok and r.text in ("A", "B", "C", "D") for r in out)
     assert all(r.usage and r.usage.prompt_tokens > 0 and r.usage.completion_tokens == 1 for r in out)
@@ -58,14 +58,17 @@ def test_chat_and_completion_requests_return_text_and_usage(stub_proxy: FaultPro
 
 def test_mixed_faults_are_retried_and_every_retry_is_recorded(stub_proxy: FaultProxy) -> None:
     stub_proxy.configure(rates=MIXED_FAULTS, hang_s=5.0, retry_after_s=0.05, seed=3)
-    clean = run(backend(stub_proxy.url), "generate", [chat(i) for i in range(40)])
+    # answers only: the retry accounting below counts the generations' own calls
+    clean = run(backend(stub_proxy.url, first_token_logprobs="separate"), "generate", [chat(i) for i in range(40)])
     faults = sum(n for k, n in stub_proxy.stats.items() if k.startswith("fault_"))
     assert faults >= 5  # the seed gives a real mix
     stub_proxy.configure(rates={})
-    out = [r.text for r in run(backend(stub_proxy.url, timeout="0.5"), "generate", [chat(i) for i in range(40)])]
+    out = [r.text for r in run(backend(stub_proxy.url, timeout="0.5", first_token_logprobs="separate"), "generate",
+                               [chat(i) for i in range(40)])]
     stub_proxy.configure(rates=MIXED_FAULTS, hang_s=5.0, retry_after_s=0.05, seed=3)
     stub_proxy.reset_stats()
-    faulty = run(backend(stub_proxy.url, timeout="0.5", max_attempts="12"), "generate", [chat(i) for i in range(40)])
+    faulty = run(backend(stub_proxy.url, timeout="0.5", max_attempts="12", first_token_logprobs="separate"), "generate",
+                 [chat(i) for i in range(40)])
     assert [r.text for r in faulty] == out == [r.text for r in clean]
     retries = [h for r in faulty for h in r.meta.get("retries", [])]
     injected = sum(n for k, n in stub_proxy.stats.items() if k.startswith("fault_"))
@@ -76,7 +79,7 @@ def test_mixed_faults_are_retried_and_every_retry_is_recorded(stub_proxy: FaultP
 
 def test_a_request_that_keeps_failing_becomes_an_error_with_its_history(stub_proxy: FaultProxy) -> None:
     stub_proxy.configure(rates={"500": 1.0})
-    (out,) = run(backend(stub_proxy.url, max_attempts="3"), "generate", [chat(0)])
+    (out,) = run(backend(stub_proxy.url, max_attempts="3", first_token_logprobs="separate"), "generate", [chat(0)])
     assert out.error is not None and "gave up after 3 attempts" in out.error and "HTTP 500" in out.error
     assert [h["status"] for h in out.meta["retries"]] == [500, 500, 500]
     assert stub_proxy.stats["requests"] == 3
@@ -101,7 +104,7 @@ def test_choice_scores_merge_whitespace_variants_and_flag_missing_choices() -> N
 
 
 def test_echo_loglikelihood_sums_only_continuation_tokens() -> None:
-    body = {"choices": [{"logprobs": {
+    body: dict[str, Any] = {"choices": [{"logprobs": {
         "tokens": ["The", " sky", " is", " blue"], "token_logprobs": [None, -1.0, -0.5, -0.25],
         "text_offset": [0, 3, 7, 10], "top_logprobs": [None, {" sky": -1.0}, {" is": -0.5}, {" red": -0.1, " blue": -0.25}],
     }}]}
@@ -120,7 +123,7 @@ def test_loglikelihood_is_declared_only_when_echo_is_trusted(stub_proxy: FaultPr
     trusted = backend(stub_proxy.url, echo_loglikelihood="true")
     assert LOGLIKELIHOOD in trusted.capabilities
     answers_only = backend(stub_proxy.url, choice_logprobs="false")
-    assert answers_only.capabilities == {GENERATE} and not answers_only.share_logprobs
+    assert answers_only.capabilities == {GENERATE} and answers_only.first_token_mode == "separate"
     with pytest.raises(NotImplementedError):
         run(plain, "loglikelihood", [LoglikelihoodRequest("a", "b")])
     asyncio.run(trusted.aclose())
@@ -133,6 +136,7 @@ def test_loglikelihood_is_declared_only_when_echo_is_trusted(stub_proxy: FaultPr
     ({"max_concurrency": "0"}, "max_concurrency='0': must be at least 1"),
     ({"min_concurrency": "9", "max_concurrency": "4"}, "min_concurrency 9 > max_concurrency 4"),
     ({"echo_loglikelihood": "maybe"}, "expected true or false"),
+    ({"first_token_logprobs": "always"}, "expected one of shared, paired, separate"),
     ({"price_prompt_per_1k": "cheap"}, "price_prompt_per_1k='cheap' is not a number"),
 ])
 def test_bad_options_get_one_line_errors_naming_the_option(options: dict[str, str], message: str) -> None:
@@ -183,22 +187,83 @@ def generate_then_choices(b: OpenAIBackend, prompts: list[Any]) -> tuple[list[Re
     return asyncio.run(go())
 
 
-def test_greedy_answers_carry_the_choice_probabilities_in_the_same_call(stub_proxy: FaultProxy) -> None:
+def test_first_token_modes_give_the_same_answers_and_choice_probabilities(stub_proxy: FaultProxy) -> None:
     prompts: list[Any] = [(Message("user", f"q{i}"),) for i in range(5)] + ["text prompt"]
-    shared = generate_then_choices(backend(stub_proxy.url), prompts)
-    assert stub_proxy.stats["requests"] == len(prompts)
-    stub_proxy.reset_stats()
-    separate = generate_then_choices(backend(stub_proxy.url, share_logprobs="false"), prompts)
-    assert stub_proxy.stats["requests"] == 2 * len(prompts)
-    assert [r.text for r in shared[0]] == [r.text for r in separate[0]]
-    assert [r.choice_logprobs for r in shared[1]] == [r.choice_logprobs for r in separate[1]]
-    assert all(r.meta["source"].startswith("first token") for r in shared[1])
+    runs, sent = {}, {}
+    for mode in ("shared", "paired", "separate"):
+        stub_proxy.reset_stats()
+        runs[mode] = generate_then_choices(backend(stub_proxy.url, first_token_logprobs=mode), prompts)
+        sent[mode] = stub_proxy.stats["requests"]
+    # shared: one call per prompt; paired: a 1-token partner per answer, none later; separate: asked later
+    assert sent == {"shared": len(prompts), "paired": 2 * len(prompts), "separate": 2 * len(prompts)}
+    for mode in ("shared", "paired"):
+        assert [r.text for r in runs[mode][0]] == [r.text for r in runs["separate"][0]]
+        assert [r.choice_logprobs for r in runs[mode][1]] == [r.choice_logprobs for r in runs["separate"][1]]
+    assert all(r.meta["source"].startswith("first token") and r.usage is None for r in runs["shared"][1])
+    # the partner's own call: its usage and attempts go with the choice response
+    assert all(r.meta["source"].startswith("1-token request") and r.usage and r.meta["attempts"] == 1
+               for r in runs["paired"][1])
+    assert "source" not in runs["separate"][1][0].meta
 
 
-def test_servers_that_refuse_logprobs_get_plain_requests(stub_proxy: FaultProxy) -> None:
-    stub_proxy.configure(reject_logprobs=True)
+def test_defaults_pair_for_compatible_servers_and_share_for_openai(stub_proxy: FaultProxy,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-defaults")
+    official = create(parse_model_spec("openai:stub", {"base_url": stub_proxy.url}))
+    compatible = backend(stub_proxy.url)
+    assert (official.first_token_mode, compatible.first_token_mode) == ("shared", "paired")
+    assert compatible.describe()["first_token_logprobs"] == "paired"
+    for b in (official, compatible):
+        asyncio.run(b.aclose())
+
+
+def test_partners_stop_when_no_choice_request_claims_them(stub_proxy: FaultProxy) -> None:
     b = backend(stub_proxy.url)
+
+    async def go() -> None:
+        try:
+            for i in range(40):  # greedy answers of a task without choice probabilities
+                await b.generate([chat(i)])
+            assert stub_proxy.stats["requests"] == 40 + b._first_tokens.give_up_after
+            await b.choice_logprobs([ChoiceLogprobsRequest((Message("user", "x"),), ("A", "B"))])
+            stub_proxy.reset_stats()
+            await b.generate([chat(99)])  # a choice request came: partners are wanted again
+            assert stub_proxy.stats["requests"] == 2
+        finally:
+            await b.aclose()
+
+    asyncio.run(go())
+
+
+def test_first_token_store_forgets_the_oldest_and_tracks_claims() -> None:
+    store = payloads.FirstTokenStore(maxsize=2, give_up_after=3)
+    for key in "abc":
+        store.put(key, payloads.FirstToken({"A": -0.1}, "test"))
+    assert store.claim("a") is None and store.claim("c") is not None  # "a" was evicted
+    assert store.wanted
+    for key in "def":
+        store.put(key, payloads.FirstToken({"A": -0.1}, "test"))
+    assert not store.wanted
+    store.claim("zzz")
+    assert store.wanted
+
+
+@pytest.mark.parametrize("mode", ["shared", "paired"])
+def test_servers_that_refuse_logprobs_get_plain_requests(stub_proxy: FaultProxy, mode: str) -> None:
+    stub_proxy.configure(reject_logprobs=True)
+    b = backend(stub_proxy.url, first_token_logprobs=mode)
     answers, choices = generate_then_choices(b, [(Message("user", "q"),), (Message("user", "r"),)])
-    assert all(r.ok for r in answers) and not b.share_logprobs
+    assert all(r.ok for r in answers) and b.first_token_mode == "separate"
     # the choice probabilities need logprobs: a recorded error, not a guess
     assert all(r.error and "HTTP 400" in r.error for r in choices)
+
+
+def test_every_attempt_of_paired_requests_is_logged(stub_proxy: FaultProxy) -> None:
+    stub_proxy.configure(rates={"500": 0.35}, seed=4)
+    prompts: list[Any] = [(Message("user", f"q{i}"),) for i in range(30)]
+    answers, choices = generate_then_choices(backend(stub_proxy.url, max_attempts="2"), prompts)
+    responses = answers + choices
+    # a partner that gave up is replaced by the choice request, which logs its attempts too
+    assert any(r.meta.get("retries") and "source" not in r.meta for r in choices)
+    assert sum(len(r.meta.get("retries", [])) for r in responses) == stub_proxy.stats["fault_500"]
+    assert sum(r.meta["attempts"] for r in responses) == stub_proxy.stats["requests"]
