@@ -80,6 +80,7 @@ def build_lm_eval_tasks(task_dir: Path, data_dir: Path) -> None:
     """JSONL copies of the chosen questions (read by evalkit's own loader) and one YAML per
     (format, subject), with the same description, shots and delimiters evalkit uses."""
     from evalkit.task import DataSource, get_task
+    from evalkit.tasks.mmlu import MMLUText
 
     for subject in SUBJECTS:
         task = get_task(f"mmlu_{subject}")
@@ -89,9 +90,12 @@ def build_lm_eval_tasks(task_dir: Path, data_dir: Path) -> None:
             with (task_dir / f"{subject}_{split}.jsonl").open("w", encoding="utf-8") as fh:
                 for s in samples:
                     fh.write(json.dumps({"question": s.input, "choices": list(s.choices), "answer": s.target}) + "\n")
-        description = task.describe_subject(subject)  # type: ignore[attr-defined]
+        # each format's own intro line (mmlu_text has mmlu_continuation's)
+        intro = {"letters": task.describe_subject(subject),  # type: ignore[attr-defined]
+                 "text": MMLUText("mmlu_text", [subject]).describe_subject(subject)}
         for fmt, text, choices in (("letters", LETTERS_TEXT, '["A", "B", "C", "D"]'),
                                    ("text", CONTINUATION_TEXT, '"{{choices}}"')):
+            description = intro[fmt]
             (task_dir / f"{fmt}_{subject}.yaml").write_text(
                 f"task: bench_{fmt}_{subject}\n"
                 "dataset_path: json\n"
@@ -104,8 +108,12 @@ def build_lm_eval_tasks(task_dir: Path, data_dir: Path) -> None:
                 "metric_list:\n  - metric: acc\n", encoding="utf-8")
 
 
-def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
-    """(wall seconds, peak RSS in bytes) of one child process."""
+def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in bytes, 1-minute load average before/after) of one child process.
+
+    The load average is printed because this machine's cores may be shared: a ratio measured
+    while something else ran is not comparable to one measured on a quiet machine."""
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -113,11 +121,12 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float,
     stderr = proc.stderr.read() if proc.stderr else ""
     if status != 0:
         sys.exit(f"command failed ({status}): {' '.join(cmd)}\n{stderr[-3000:]}")
-    return wall, usage.ru_maxrss * 1024
+    return wall, usage.ru_maxrss * 1024, f"{load_before:.2f}->{os.getloadavg()[0]:.2f}"
 
 
-def run_evalkit(fmt: str, shots: int, work: Path, cfg: dict[str, Any], model: str = "hf:smollm2") -> dict[str, Any]:
-    out = work / f"evalkit-{fmt}-{shots}-{model.replace(':', '_')}"
+def run_evalkit(fmt: str, shots: int, work: Path, cfg: dict[str, Any], model: str = "hf:smollm2",
+                run: int = 0) -> dict[str, Any]:
+    out = work / f"evalkit-{fmt}-{shots}-{model.replace(':', '_')}-{run}"  # a fresh log: nothing resumed
     prefix = "mmlu_text_" if fmt == "text" else "mmlu_"
     model_args = f"dtype={cfg['dtype']}" if model.startswith("hf:") else ""
     argv = ["run", "--model", model, "--model-args", model_args,
@@ -125,7 +134,7 @@ def run_evalkit(fmt: str, shots: int, work: Path, cfg: dict[str, Any], model: st
             "--num-fewshot", str(shots), "--data-dir", str(cfg["data_dir"]), "--output-dir", str(out),
             "--no-cache", "--no-progress", "--offline"]
     cmd = [sys.executable, "-c", EVALKIT_CHILD, json.dumps(argv)]
-    wall, rss = run_child(cmd)
+    wall, rss, load = run_child(cmd)
     items: dict[str, list[float]] = {}
     tokens: dict[str, list[int]] = {}
     scoring = 0.0
@@ -140,21 +149,32 @@ def run_evalkit(fmt: str, shots: int, work: Path, cfg: dict[str, Any], model: st
                 scoring = max(scoring, rec["engine"]["backend_seconds"])
     wanted = {f"{fmt}_{s}/{i}" for s in SUBJECTS for i in range(QUESTIONS_PER_SUBJECT)}
     return {"items": {k: v for k, v in items.items() if k in wanted}, "wall": wall, "rss": rss,
-            "scoring_seconds": scoring, "tokens": tokens}
+            "scoring_seconds": scoring, "tokens": tokens, "load": load}
 
 
-def run_lm_eval(fmt: str, shots: int, work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-    result = work / f"lm-eval-{fmt}-{shots}.json"
+def run_lm_eval(fmt: str, shots: int, work: Path, cfg: dict[str, Any], run: int = 0) -> dict[str, Any]:
+    result = work / f"lm-eval-{fmt}-{shots}-{run}.json"
     child_cfg = {"model": cfg["model_dir"], "dtype": cfg["dtype"], "shots": shots, "batch_size": cfg["batch_size"],
                  "tasks": [f"bench_{fmt}_{s}" for s in SUBJECTS], "task_dir": str(cfg["task_dir"]), "out": str(result)}
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    wall, rss = run_child([sys.executable, "-c", LM_EVAL_CHILD, json.dumps(child_cfg)], env)
+    wall, rss, load = run_child([sys.executable, "-c", LM_EVAL_CHILD, json.dumps(child_cfg)], env)
     data = json.loads(result.read_text())
     items = data["items"]  # keys are already "<fmt>_<subject>/<index>"
-    return {"items": items, "wall": wall, "rss": rss, "scoring_seconds": data["scoring_seconds"]}
+    return {"items": items, "wall": wall, "rss": rss, "scoring_seconds": data["scoring_seconds"], "load": load}
 
 
-def compare(name: str, ours: dict[str, Any], theirs: dict[str, Any]) -> None:
+def run_both(fmt: str, shots: int, work: Path, cfg: dict[str, Any],
+             repeat: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Alternate evalkit and lm-eval `repeat` times, so a burst of outside load hits both."""
+    ours, theirs = [], []
+    for run in range(repeat):
+        ours.append(run_evalkit(fmt, shots, work, cfg, run=run))
+        theirs.append(run_lm_eval(fmt, shots, work, cfg, run=run))
+    return ours, theirs
+
+
+def compare(name: str, ours_runs: list[dict[str, Any]], theirs_runs: list[dict[str, Any]]) -> None:
+    ours, theirs = ours_runs[0], theirs_runs[0]
     keys = sorted(set(ours["items"]) & set(theirs["items"]))
     missing = len(set(ours["items"]) ^ set(theirs["items"]))
     argmax = [max(range(4), key=v.__getitem__) for v in (ours["items"][k] for k in keys)]
@@ -163,16 +183,26 @@ def compare(name: str, ours: dict[str, Any], theirs: dict[str, Any]) -> None:
     gold = {k: _gold(k) for k in keys}
     acc_ours = sum(a == gold[k] for a, k in zip(argmax, keys, strict=True)) / len(keys)
     acc_theirs = sum(a == gold[k] for a, k in zip(argmax_theirs, keys, strict=True)) / len(keys)
-    max_diff = max(abs(a - b) for k in keys for a, b in zip(ours["items"][k], theirs["items"][k], strict=True))
+    diffs = {k: max(abs(a - b) for a, b in zip(ours["items"][k], theirs["items"][k], strict=True)) for k in keys}
+    worst = max(keys, key=diffs.__getitem__)
     print(f"\n== {name}: {len(keys)} questions ({missing} unmatched)")
     print(f"per-item agreement (argmax): {agree}/{len(keys)}")
     print(f"accuracy: evalkit {acc_ours:.4f}  lm-eval {acc_theirs:.4f}")
-    print(f"max |per-choice log-likelihood difference|: {max_diff:.2e}  (goal <= 1e-3)")
-    print(f"wall end-to-end: lm-eval {theirs['wall']:.1f}s  evalkit {ours['wall']:.1f}s  "
-          f"ratio {theirs['wall'] / ours['wall']:.2f}x")
-    print(f"scoring only:    lm-eval {theirs['scoring_seconds']:.1f}s  evalkit {ours['scoring_seconds']:.1f}s  "
-          f"ratio {theirs['scoring_seconds'] / ours['scoring_seconds']:.2f}x")
-    print(f"peak RSS: evalkit {ours['rss'] / 2**30:.2f} GB  lm-eval {theirs['rss'] / 2**30:.2f} GB")
+    print(f"max |per-choice log-likelihood difference|: {diffs[worst]:.2e}  (goal <= 1e-3; worst item {worst}: "
+          f"evalkit {_rounded(ours['items'][worst])} lm-eval {_rounded(theirs['items'][worst])})")
+    for run, (o, t) in enumerate(zip(ours_runs, theirs_runs, strict=True)):
+        tag = f"run {run + 1}: " if len(ours_runs) > 1 else ""
+        print(f"{tag}wall end-to-end: lm-eval {t['wall']:.1f}s  evalkit {o['wall']:.1f}s  ratio {t['wall'] / o['wall']:.2f}x")
+        print(f"{tag}scoring only:    lm-eval {t['scoring_seconds']:.1f}s  evalkit {o['scoring_seconds']:.1f}s  "
+              f"ratio {t['scoring_seconds'] / o['scoring_seconds']:.2f}x   "
+              f"(load avg lm-eval {t['load']}, evalkit {o['load']})")
+    if len(ours_runs) > 1:
+        best = {side: {m: min(r[m] for r in runs) for m in ("wall", "scoring_seconds")}
+                for side, runs in (("ours", ours_runs), ("theirs", theirs_runs))}
+        print(f"best of {len(ours_runs)}: end-to-end ratio {best['theirs']['wall'] / best['ours']['wall']:.2f}x, "
+              f"scoring-only ratio {best['theirs']['scoring_seconds'] / best['ours']['scoring_seconds']:.2f}x")
+    print(f"peak RSS: evalkit {max(r['rss'] for r in ours_runs) / 2**30:.2f} GB  "
+          f"lm-eval {max(r['rss'] for r in theirs_runs) / 2**30:.2f} GB")
 
 
 def compare_backends(hf: dict[str, Any], gguf: dict[str, Any]) -> None:
@@ -193,6 +223,10 @@ def peak_rss_5shot(work: Path, cfg: dict[str, Any]) -> None:
     run = run_evalkit("letters", 5, work / "rss", {**cfg, "dtype": "float32"})
     print(f"\n== peak RSS, evalkit hf:smollm2 fp32, MMLU 5-shot, {len(run['items'])} questions: "
           f"{run['rss'] / 2**30:.2f} GB (goal <= 3 GB)")
+
+
+def _rounded(values: list[float]) -> list[float]:
+    return [round(v, 4) for v in values]
 
 
 _GOLD: dict[str, int] = {}
@@ -220,8 +254,10 @@ def main() -> None:
     parser.add_argument("--lm-eval-batch-size", type=int, default=8)
     parser.add_argument("--subjects", type=int, default=len(SUBJECTS), help="fewer subjects for a smoke run")
     parser.add_argument("--questions", type=int, default=20, help="questions per subject")
-    parser.add_argument("--only", choices=["letters0", "letters5", "text0"], action="append",
-                        help="run only these comparisons (default: all three)")
+    parser.add_argument("--only", choices=["letters0", "letters5", "text0", "text5"], action="append",
+                        help="run only these comparisons (default: letters0, letters5, text0)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run each side N times, alternating, and also report the best-of-N ratio")
     args = parser.parse_args()
     QUESTIONS_PER_SUBJECT = args.questions
     del SUBJECTS[args.subjects:]
@@ -240,15 +276,15 @@ def main() -> None:
               f"questions; lm-eval batch_size={args.lm_eval_batch_size}, evalkit default batching; "
               f"{os.cpu_count()} CPUs")
         plan = [("letters0", "letters", 0, "MMLU 0-shot, letters"), ("letters5", "letters", 5, "MMLU 5-shot, letters"),
-                ("text0", "text", 0, "MMLU 0-shot, full option text (multi-token choices)")]
+                ("text0", "text", 0, "MMLU 0-shot, full option text (multi-token choices)"),
+                ("text5", "text", 5, "MMLU 5-shot, full option text (multi-token choices)")]
         for key, fmt, shots, title in plan:
-            if args.only and key not in args.only:
+            if (args.only and key not in args.only) or (not args.only and key == "text5"):
                 continue
-            ours = run_evalkit(fmt, shots, work, cfg)
-            theirs = run_lm_eval(fmt, shots, work, cfg)
+            ours, theirs = run_both(fmt, shots, work, cfg, max(1, args.repeat))
             compare(title, ours, theirs)
             if key == "letters0":
-                compare_backends(ours, run_evalkit(fmt, shots, work, cfg, model="gguf:smollm2"))
+                compare_backends(ours[0], run_evalkit(fmt, shots, work, cfg, model="gguf:smollm2", run=-1))
             if key == "letters5" and cfg["dtype"] != "float32":
                 peak_rss_5shot(work, cfg)
 

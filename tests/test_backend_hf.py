@@ -171,6 +171,41 @@ def test_plain_scoring_agrees_with_packed(tiny_model_dir: Path) -> None:
     assert max(abs(a.logprob - b.logprob) for a, b in zip(packed, plain, strict=True)) < 1e-4
 
 
+def test_rows_are_packed_into_bins_without_changing_results(tiny_model_dir: Path) -> None:
+    requests = mc_requests()
+    packed_backend = backend(tiny_model_dir)
+    pairs = [hf_scoring.lm_eval_encode_pair(packed_backend.encode, r.context, r.continuation,
+                                            packed_backend.prefix_token_id) for r in requests]
+    units = packed_backend.scorer._plan(pairs)
+    assert any(len(set(b.blocks)) > 1 for _, rows in units for b in hf_scoring.pack_bins(rows, 256))
+    packed = score(packed_backend, requests)
+    alone = backend(tiny_model_dir)
+    alone.scorer.pack_width = 1  # every row its own bin
+    assert max(abs(a.logprob - b.logprob) for a, b in zip(packed, score(alone, requests), strict=True)) < 1e-4
+
+
+def test_pack_bins_first_fit_decreasing() -> None:
+    rows = [hf_scoring.context_row(tuple(range(n)), 0, [(i, (7, 8))]) for i, n in enumerate([5, 30, 9, 14, 3])]
+    bins = hf_scoring.pack_bins(rows, 20)
+    assert sorted(len(r.tokens) for r in rows) == [4, 6, 10, 15, 31]
+    assert [len(b.tokens) for b in bins] == [31, 19, 16]  # 31 alone; 15+4; 10+6
+    for b in bins:
+        assert len(b.blocks) == len(b.tokens) == len(b.positions) == len(b.segments)
+        assert b.blocks == sorted(b.blocks)
+        for pos, _, _ in b.targets:  # each target is predicted from inside its own block
+            assert 0 <= pos < len(b.tokens)
+    second = bins[1]
+    assert second.positions == list(range(14)) + [14] + list(range(3)) + [3]
+    assert [t[0] for t in second.targets] == [13, 14, 17, 18]
+
+
+def test_batches_keep_padding_small() -> None:
+    rows = [hf_scoring.Row(tokens=[0] * n) for n in (60, 1000, 240, 250, 200)]
+    got = [[len(r.tokens) for r in b] for b in hf_scoring.batches(rows, batch_size=16, token_budget=4096)]
+    assert got == [[1000], [250, 240, 200], [60]]
+    assert [len(b) for b in hf_scoring.batches(rows[2:4], batch_size=1, token_budget=4096)] == [1, 1]
+
+
 def test_original_order_is_restored(tiny_model_dir: Path) -> None:
     requests = mc_requests()
     b = backend(tiny_model_dir)
@@ -245,7 +280,7 @@ def test_embed_is_mean_pooled_and_batch_independent(tiny_model_dir: Path) -> Non
     assert all(r.vector is not None and len(r.vector) == 64 for r in one)
     b = backend(tiny_model_dir)
     with torch.no_grad():
-        hidden = b.model.model(torch.tensor([b.encode(texts[1])])).last_hidden_state[0]
+        hidden = b.model.model(torch.tensor([b.encode(texts[1])], device=b.model.device)).last_hidden_state[0]
     assert list(one[1].vector) == pytest.approx(hidden.mean(0).tolist(), abs=1e-5)
     for a, c in zip(one, many, strict=True):
         assert list(a.vector) == pytest.approx(list(c.vector), abs=1e-5)

@@ -3,7 +3,8 @@
 Spec: `hf:<dir | hub id | file.gguf | embedded name>`, options via --model-args:
   dtype=auto|float32|bfloat16|float16   default auto: bf16 on CUDA with bf16 support or on
                                         CPUs with native bf16 (avx512_bf16 / amx_bf16), else fp32
-  batch_size=N       rows per forward pass (default 16); results do not depend on it
+  batch_size=N       sequences per forward pass (default 16; short rows are packed ~256 tokens
+                     to a sequence); results do not depend on it
   device=cpu|cuda    default: cuda if available
   scoring=packed|plain   packed (default): shared contexts computed once; plain: one row per request
   max_length=N       context window (default: the model's)
