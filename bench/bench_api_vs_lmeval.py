@@ -23,6 +23,12 @@ printed before and after (other processes slow the server; compare ratios within
 
 Goals (issue 4, acceptance 5), at equal accuracy: >= 3x faster than lm-eval's default,
 no slower than lm-eval at num_concurrent=8.
+
+llama-cpp-python's server answers one request at a time, and on 2 CPU cores SmolLM2 needs
+~0.5-0.9 s per MMLU answer, several times the 200 ms of latency a concurrent client can hide.
+Each round therefore also prints the best ratio any client could reach there (lm-eval's wall
+over evalkit's start-up plus the server's own time); `--upstream stub` (a server that answers
+at once) shows what the client does when latency, not the server, is the limit.
 """
 
 from __future__ import annotations
@@ -260,7 +266,24 @@ def run_all(args: argparse.Namespace) -> tuple[list[Round], list[str]]:
     return rounds, [i["answer"] for i in items]
 
 
-def report(ours: list[Run], lmeval: list[Run], answers: list[str]) -> tuple[float, float, bool]:
+def serial_bound(ours: list[Run], base: Run, latency: float) -> str:
+    """The best wall ratio any client doing lm-eval's work could reach against lm-eval's default
+    on a server that answers one request at a time: latency fully hidden, the server never idle.
+
+    lm-eval's sequential run waits latency + server time per request, so its request phase minus
+    the added latency is the server's own time; evalkit cannot go below that plus its own
+    start-up and teardown (its wall minus its request phase)."""
+    n = len(base.replies)
+    server_seconds = max(base.span - n * latency, 0.0)
+    plain = ours[1] if len(ours) > 1 else ours[0]  # choice_logprobs=false: lm-eval's work exactly
+    overhead = max(plain.wall - plain.span, 0.0)
+    bound = base.wall / (overhead + server_seconds) if overhead + server_seconds > 0 else float("inf")
+    return (f"server time per request (lm-eval's sequential run, less the {latency * 1000:.0f} ms): "
+            f"{server_seconds / n:.3f} s; evalkit start-up and teardown {overhead:.1f} s; best possible "
+            f"lm-eval default / evalkit for the same work on a serialising server: {bound:.2f}x")
+
+
+def report(ours: list[Run], lmeval: list[Run], answers: list[str], latency: float) -> tuple[float, float, bool]:
     """Print one round; returns its (default, tuned) ratios and whether accuracies were equal."""
     default = ours[0]
     print(f"{'harness':<36} {'wall s':>7} {'requests s':>10} {'requests':>8} {'cached prompts':>14} "
@@ -276,6 +299,8 @@ def report(ours: list[Run], lmeval: list[Run], answers: list[str]) -> tuple[floa
               f"lm-eval num_concurrent=8 / it = {tuned.wall / run.wall:.2f}x (wall)")
     print(f"request-phase ratios (defaults): lm-eval default / evalkit = {base.span / default.span:.2f}x, "
           f"lm-eval num_concurrent=8 / evalkit = {tuned.span / default.span:.2f}x")
+    if ours[0].cached is not None:  # a real server: how far the server's own time lets any client go
+        print(serial_bound(ours, base, latency))
     equal = accuracy(default.replies, answers) == accuracy(base.replies, answers) == accuracy(tuned.replies, answers)
     print(f"accuracy equal across evalkit defaults and both lm-eval runs: {'yes' if equal else 'NO'}")
     ratios = (base.wall / default.wall, tuned.wall / default.wall)
@@ -285,12 +310,12 @@ def report(ours: list[Run], lmeval: list[Run], answers: list[str]) -> tuple[floa
     return ratios[0], ratios[1], equal
 
 
-def summarise(rounds: list[Round], answers: list[str]) -> None:
+def summarise(rounds: list[Round], answers: list[str], latency: float) -> None:
     results = []
     for i, r in enumerate(rounds, 1):
         first = "lm-eval first" if r.lmeval_first else "evalkit first"
         print(f"\n-- round {i} ({first}); before: {r.load_before}; after: {r.load_after}")
-        results.append(report(r.ours, r.lmeval, answers))
+        results.append(report(r.ours, r.lmeval, answers, latency))
     print("(wall: the whole command; requests s: first request in to last answer out, at the proxy;\n"
           " cached prompts: requests that found all but <= 1 prompt token in the server's prefix cache)")
     if len(rounds) > 1:
@@ -324,7 +349,7 @@ def main() -> int:
     rounds, answers = run_all(args)
     upstream = "SmolLM2 on llama-cpp-python's server" if args.upstream == "llama" else "the proxy's instant stub"
     print(f"{len(answers)} MMLU items ({args.subject}), {upstream}, +{args.latency * 1000:.0f} ms per request")
-    summarise(rounds, answers)
+    summarise(rounds, answers, args.latency)
     return 0
 
 
