@@ -80,20 +80,12 @@ class GenerativeChoiceTask(MultipleChoiceTask):
         body = self.base.render_prompt(sample, shots).rsplit("\n", 1)[0]
         return f"{body}\n\n{self.instruction}"
 
-    def build_requests(self, sample: Sample, shots: Sequence[Sample]) -> tuple[Request, ...]:
-        return self.requests_and_prompt(sample, shots)[0]
-
-    def requests_and_prompt(self, sample: Sample, shots: Sequence[Sample]) -> tuple[tuple[Request, ...], str]:
-        # overrides the base task's log-likelihood requests (the runner calls this one)
-        prompt = self.render_prompt(sample, shots)
-        return self._requests(prompt, len(sample.choices)), prompt
-
-    def _requests(self, prompt: str, n_choices: int) -> tuple[Request, ...]:
+    def requests_for_prompt(self, sample: Sample, prompt: str) -> tuple[Request, ...]:
         messages = (Message("user", prompt),)
         params = GenerationParams(max_tokens=self.max_tokens, temperature=0.0)
         requests: list[Request] = [GenerateRequest(messages, params)]
         if self.use_choice_logprobs:
-            requests.append(ChoiceLogprobsRequest(messages, tuple(LETTERS[:n_choices])))
+            requests.append(ChoiceLogprobsRequest(messages, tuple(LETTERS[: len(sample.choices)])))
         return tuple(requests)
 
     def score(self, sample: Sample, responses: Sequence[Response]) -> Score:

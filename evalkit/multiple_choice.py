@@ -51,11 +51,16 @@ class MultipleChoiceTask(Task):
         return tuple(f" {chr(ord('A') + i)}" for i in range(len(sample.choices)))
 
     def build_requests(self, sample: Sample, shots: Sequence[Sample]) -> tuple[Request, ...]:
-        return self.requests_and_prompt(sample, shots)[0]
+        return self.requests_for_prompt(sample, self.render_prompt(sample, shots))
 
     def requests_and_prompt(self, sample: Sample, shots: Sequence[Sample]) -> tuple[tuple[Request, ...], str]:
         prompt = self.render_prompt(sample, shots)
-        return tuple(LoglikelihoodRequest(prompt, cont) for cont in self.continuations(sample)), prompt
+        return self.requests_for_prompt(sample, prompt), prompt
+
+    def requests_for_prompt(self, sample: Sample, prompt: str) -> tuple[Request, ...]:
+        """The requests for an already rendered prompt: the one method subclasses that ask
+        differently (generative variants) override."""
+        return tuple(LoglikelihoodRequest(prompt, cont) for cont in self.continuations(sample))
 
     def score(self, sample: Sample, responses: Sequence[Response]) -> Score:
         lls = [r.logprob for r in responses]
