@@ -16,6 +16,8 @@ from typing import Any, Protocol
 from evalkit import registry
 from evalkit.data import resolve_data_dir
 from evalkit.errors import ConfigError, EvalkitError
+from evalkit.params import split_assignments
+from evalkit.plan import MODEL_ROLE, RoleConfig
 
 
 class Command(Protocol):
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     lst = sub.add_parser("list", help="list tasks or models")
     lst.add_argument("what", choices=["tasks", "models"])
+    lst.add_argument("--params", action="store_true", help="with `tasks`: each task's parameters (-T) and defaults")
     show = sub.add_parser("show", help="show the results of a run log or a directory of logs")
     show.add_argument("run", type=Path, metavar="RUN")
     show.add_argument("--json", action="store_true", help="machine-readable output")
@@ -59,6 +62,18 @@ def _add_run(sub: Any) -> None:
                      "openai:MODEL, openai-compat:URL#MODEL, replay:FILE (see README)")
     run.add_argument("--tasks", required=True, help="comma-separated task names (evalkit list tasks)")
     run.add_argument("--model-args", default="", help="backend options as key=value,key=value")
+    run.add_argument("-T", "--task-param", action="append", default=[], metavar="[TASK.]KEY=VALUE",
+                     help="task parameter, repeatable: KEY=VALUE for every task in --tasks that takes "
+                     "KEY, TASK.KEY=VALUE for one; list values as KEY=a|b or by repeating the key "
+                     "(evalkit list tasks --params)")
+    run.add_argument("--chat", dest="chat", action="store_const", const="true", default=None,
+                     help="chat prompts (same as -T chat=true); default: chat when the model has a chat template")
+    run.add_argument("--no-chat", dest="chat", action="store_const", const="false",
+                     help="completion prompts (same as -T chat=false)")
+    run.add_argument("--role", action="append", default=[], metavar="NAME=SPEC",
+                     help="a named model besides the one under test, e.g. --role judge=openai:gpt-4o")
+    run.add_argument("--role-args", action="append", default=[], metavar="NAME:KEY=VALUE",
+                     help="an option of a role's backend, repeatable (e.g. judge:temperature=0)")
     run.add_argument("--limit", type=int, help=LIMIT_HELP)
     run.add_argument("--num-fewshot", type=int, help="few-shot examples per prompt (task default if unset)")
     run.add_argument("--seed", type=int, default=0, help="seed for sampling and bootstrap CIs (default 0)")
@@ -100,16 +115,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from evalkit.plan import RunConfig
     from evalkit.report_text import results_table
-    from evalkit.runner import RunConfig, run
+    from evalkit.runner import run
 
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
     if not tasks:
         raise ConfigError("--tasks is empty")
+    task_params = list(args.task_param) + ([f"chat={args.chat}"] if args.chat else [])
     config = RunConfig(
         model=args.model,
         tasks=tasks,
         model_args=parse_key_values(args.model_args, "--model-args"),
+        task_params=split_assignments(task_params, tasks),
+        roles=parse_roles(args.role, args.role_args),
         limit=args.limit,
         num_fewshot=args.num_fewshot,
         seed=args.seed,
@@ -138,6 +157,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from evalkit.report_text import list_models, list_tasks
 
+    if args.params and args.what == "tasks":
+        from evalkit.report_text import list_task_params
+
+        print(list_task_params())
+        return 0
     print(list_tasks() if args.what == "tasks" else list_models())
     return 0
 
@@ -151,11 +175,33 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from evalkit.report_text import results_table
-    from evalkit.rescore import rescore_path
+    from evalkit.stages.rescore import rescore_path
 
     for path, results in rescore_path(args.run):
         print(results_table(path.name, results, subtasks=False))
     return 0
+
+
+def parse_roles(roles: Sequence[str], role_args: Sequence[str]) -> dict[str, RoleConfig]:
+    """`--role NAME=SPEC` and `--role-args NAME:KEY=VALUE` as role configs."""
+    specs: dict[str, str] = {}
+    for item in roles:
+        name, eq, spec = item.partition("=")
+        name = name.strip()
+        if not eq or not name.isidentifier() or not spec.strip():
+            raise ConfigError(f"--role {item!r}: expected NAME=SPEC, e.g. judge=openai:gpt-4o")
+        if name in specs or name == MODEL_ROLE:
+            raise ConfigError(f"--role {item!r}: role {name!r} is " + ("given twice" if name in specs else
+                              "the model under test (--model)"))
+        specs[name] = spec.strip()
+    args: dict[str, dict[str, str]] = {name: {} for name in specs}
+    for item in role_args:
+        name, colon, rest = item.partition(":")
+        if not colon or name not in specs:
+            known = ", ".join(specs) or "none given"
+            raise ConfigError(f"--role-args {item!r}: expected NAME:KEY=VALUE for a --role NAME (roles: {known})")
+        args[name].update(parse_key_values(rest, "--role-args"))
+    return {name: RoleConfig(name, spec, args[name]) for name, spec in specs.items()}
 
 
 def parse_key_values(text: str, flag: str) -> dict[str, str]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from evalkit.backends.facts import model_facts
 from evalkit.backends.openai_payloads import estimate_tokens
 from evalkit.models import parse_model_spec
+from evalkit.plan import RunConfig
 from evalkit.pricing import Pricing
-from evalkit.runner import RunConfig, load_and_select
-from evalkit.task import DataSource, Task, get_task
+from evalkit.runner import build_tasks, load_and_select
+from evalkit.task import DataSource, Task
 from evalkit.types import (
     ChoiceLogprobsRequest,
     EmbedRequest,
@@ -57,7 +59,7 @@ def estimate_task(task: Task, config: RunConfig, source: DataSource) -> TaskEsti
     data, samples, k = load_and_select(task, source, config)
     estimate = TaskEstimate(task.name, samples=len(samples), interactive=task.interactive)
     for sample in samples:
-        for request in task.build_requests(sample, task.select_shots(sample, data, k)):
+        for request in task.build(sample, task.select_shots(sample, data, k)).requests:
             estimate.add(request)
     return estimate
 
@@ -65,12 +67,10 @@ def estimate_task(task: Task, config: RunConfig, source: DataSource) -> TaskEsti
 def dry_run(config: RunConfig) -> str:
     spec = parse_model_spec(config.model, config.model_args)
     pricing = Pricing.from_options(spec.options)
-    tasks = [get_task(name) for name in config.tasks]
-    if spec.backend in ("openai", "openai-compat"):  # known without contacting anything
-        from evalkit.backends.openai_api import declared_capabilities
-
-        for task in tasks:
-            task.configure_for(declared_capabilities(spec.options))
+    facts = model_facts(spec)
+    tasks = build_tasks(config, facts)
+    if facts.capabilities is not None:  # known without loading or contacting anything
+        tasks = [task.with_capabilities(facts.capabilities) for task in tasks]
     source = DataSource(config.data_dir, config.allow_hub)
     estimates = [estimate_task(task, config, source) for task in tasks]
     return render(spec.raw, estimates, pricing)

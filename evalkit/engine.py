@@ -50,11 +50,17 @@ class EngineStats:
 
 
 class Engine:
-    def __init__(self, backend: Backend, cache: ResponseCache | None) -> None:
+    """One per model role. `namespace` keeps a role's cache entries apart from the model under
+    test's even when both are the same model ("" for the model under test: its keys are the
+    ones earlier versions wrote)."""
+
+    def __init__(self, backend: Backend, cache: ResponseCache | None, namespace: str = "") -> None:
         self.backend = backend
         self.cache = cache
+        self.namespace = namespace
         self.fingerprint = backend.fingerprint()
-        self.fingerprint_hash = stable_hash(self.fingerprint)
+        self.fingerprint_hash = (stable_hash({"role": namespace, "fingerprint": self.fingerprint}) if namespace
+                                 else stable_hash(self.fingerprint))
         self.stats = EngineStats()
         # optional: a backend with `pricing` (evalkit.pricing.Pricing) gets cost accounting
         self.pricing = getattr(backend, "pricing", None)

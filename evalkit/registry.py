@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from evalkit.errors import ConfigError
 
 if TYPE_CHECKING:
-    from evalkit.runlog import LogContent
+    from evalkit.log.io import LogContent
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from evalkit import registry
+from evalkit.log.io import find_logs, read_log
 from evalkit.models import BACKEND_EXTRAS, EMBEDDED_MODELS
-from evalkit.runlog import find_logs, read_log
-from evalkit.task import TaskResults, get_task
+from evalkit.results import TaskResults
+from evalkit.task import get_task, task_entry
 
 #: backend -> a module whose presence means its dependencies are installed
 BACKEND_PROBE = {"hf": "transformers", "gguf": "llama_cpp", "openai": "openai", "openai-compat": "openai"}
@@ -57,22 +58,23 @@ def show_logs(path: Path, *, as_json: bool, subtasks: bool) -> str:
     entries = []
     for log_path in find_logs(path):
         log = read_log(log_path)
-        summary = log.summary or {}
+        summary = log.summary
         entries.append({
             "path": str(log_path),
-            "task": log.header["task"]["name"],
-            "model": log.header["model"]["spec"],
-            "prompt_format": log.header["task"].get("prompt_format"),
-            "complete": bool(summary.get("complete")) and summary.get("n_samples") == len(log.samples),
-            "n_samples": summary.get("n_samples", len(log.samples)),
-            "n_errors": summary.get("n_errors"),
-            "results": summary.get("results"),
+            "task": log.header.task_name,
+            "model": log.header.model_spec,
+            "prompt_format": log.header.task.get("prompt_format"),
+            "kind": log.header.kind,
+            "complete": summary is not None and summary.complete and summary.n_samples == len(log.samples),
+            "n_samples": summary.n_samples if summary else len(log.samples),
+            "n_errors": summary.n_errors if summary else None,
+            "results": summary.results.to_dict() if summary else None,
         })
     if as_json:
         return json.dumps({"logs": entries}, indent=2, ensure_ascii=False)
     blocks = []
     for e in entries:
-        title = f"{e['task']} · {e['model']} · {e['prompt_format']} ({e['path']})"
+        title = f"{e['task']} · {e['model']} · {e['prompt_format'] or e['kind']} ({e['path']})"
         if e["results"] is None:
             blocks.append(f"{title}\n  unfinished: no summary yet; rerun the same command to finish it")
         else:
@@ -93,6 +95,18 @@ def list_tasks() -> str:
     text = _table(rows, ["task", "prompt format", "needs", "description"])
     extra = "; ".join(f"{base}_<name>: {n} subtask/category tasks" for base, n in sorted(grouped.items()))
     return text + (f"\n\nalso {extra} (e.g. mmlu_anatomy, mmlu_stem, race_high)" if extra else "")
+
+
+def list_task_params() -> str:
+    """Every task with parameters, and each parameter's type, default and meaning."""
+    blocks = []
+    for name in registry.tasks.names():
+        params = task_entry(name).params
+        if params:
+            blocks.append(name + "\n" + "\n".join(f"  -T {p.describe()}" for p in params))
+    none = [n for n in registry.tasks.names() if not task_entry(n).params]
+    tail = f"\n\n{len(none)} other tasks take no parameters." if none else ""
+    return "\n\n".join(blocks) + tail
 
 
 def list_models() -> str:

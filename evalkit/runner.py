@@ -1,8 +1,9 @@
 """The pipeline: load → requests → backend → extract/score → aggregate → write.
 
-`run` reads as the spec: everything that can fail on bad input (task names, model spec,
-data files, existing logs) fails before the model is loaded; then each task runs through
-`run_one`, which resumes from its log and appends samples as they finish.
+`run` reads as the spec: everything that can fail on bad input (task names and parameters,
+model and role specs, capabilities, data files, existing logs) fails before any model is
+loaded; then each task runs through `run_one`, which resumes from its log and appends
+samples as they finish.
 """
 
 from __future__ import annotations
@@ -11,89 +12,100 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from evalkit import records, registry
+from evalkit import registry
 from evalkit.backends.base import Backend
+from evalkit.backends.facts import model_facts
 from evalkit.cache import ResponseCache, default_cache_dir
 from evalkit.engine import Engine
 from evalkit.errors import ConfigError, RunLogError
+from evalkit.log.build import header_record, summary_record
+from evalkit.log.io import LogContent, LogWriter, RunLog, read_log, repair_log
+from evalkit.log.records import HeaderRecord, SampleRecord
 from evalkit.models import ModelSpec, create_backend, parse_model_spec
-from evalkit.runlog import LogContent, LogWriter, RunLog, read_log, repair_log
-from evalkit.task import DataSource, Task, TaskData, TaskResults, get_task
-from evalkit.types import GenerateRequest, Request, Sample, stable_hash
+from evalkit.params import ModelFacts, check_global_keys, for_task
+from evalkit.plan import RunConfig, TaskOutcome, TaskPlan
+from evalkit.task import DataSource, Execute, ScoreContext, Task, TaskData, get_task, task_entry
+from evalkit.types import Request, Response, Sample, Score, stable_hash, tag_requests
 
-
-@dataclass(frozen=True)
-class RunConfig:
-    model: str
-    tasks: tuple[str, ...]
-    model_args: Mapping[str, str] = field(default_factory=dict)
-    limit: int | None = None
-    num_fewshot: int | None = None
-    seed: int = 0
-    output_dir: Path = Path("runs")
-    data_dir: Path | None = None
-    cache_dir: Path | None = None
-    use_cache: bool = True
-    overwrite: bool = False
-    repair: bool = False
-    progress: bool = True
-    allow_hub: bool = True
-
-
-@dataclass(frozen=True)
-class TaskPlan:
-    task: Task
-    data: TaskData
-    samples: tuple[Sample, ...]
-    num_fewshot: int
-    seed: int
-    identity: dict[str, Any]
-    log_path: Path
-    existing: RunLog | None
-
-
-@dataclass(frozen=True)
-class TaskOutcome:
-    task: str
-    log_path: Path
-    results: TaskResults
-    n_samples: int
-    n_errors: int
-    seconds: float
+__all__ = ["RunConfig", "TaskOutcome", "TaskPlan", "build_tasks", "load_and_select", "run"]
 
 
 async def run(config: RunConfig) -> list[TaskOutcome]:
     spec = parse_model_spec(config.model, config.model_args)
-    tasks = [get_task(name) for name in config.tasks]
+    role_specs = parse_roles(config)
+    facts = model_facts(spec)
+    tasks = build_tasks(config, facts)
+    check_roles(tasks, spec, facts, role_specs)
     source = DataSource(config.data_dir, config.allow_hub)
-    plans = [plan_task(task, source, spec, config) for task in tasks]
-    backend = create_backend(spec)
+    plans = [plan_task(task, source, spec, role_specs, config, facts) for task in tasks]
+    backends: dict[str, Backend] = {}
     cache: ResponseCache | None = None
     try:
+        backends[""] = backend = create_backend(spec)
         check_capabilities(backend, tasks, spec)
-        for task in tasks:
-            task.configure_for(backend.capabilities)
+        for name in sorted({r for p in plans for r in p.roles}):
+            backends[name] = create_backend(role_specs[name])
+            check_role_capabilities(name, backends[name], tasks, role_specs[name])
+        plans = [dataclasses.replace(p, task=p.task.with_capabilities(backend.capabilities)) for p in plans]
         cache = open_cache(config)
-        engine = Engine(backend, cache)
-        return [await run_one(plan, engine, spec, config) for plan in plans]
+        engines = {name: Engine(b, cache, namespace=name) for name, b in backends.items()}
+        return [await run_one(plan, engines, spec, role_specs, config) for plan in plans]
     finally:
         try:
             if cache is not None:
                 cache.close()  # waits for the writer thread: every answer is stored
         finally:
-            await backend.aclose()
+            for b in backends.values():
+                await b.aclose()
 
 
-def plan_task(task: Task, source: DataSource, spec: ModelSpec, config: RunConfig) -> TaskPlan:
+def parse_roles(config: RunConfig) -> dict[str, ModelSpec]:
+    out = {}
+    for name, role in config.roles.items():
+        try:
+            out[name] = parse_model_spec(role.spec, role.args)
+        except ConfigError as exc:
+            raise ConfigError(f"--role {name}: {exc}") from None
+    return out
+
+
+def build_tasks(config: RunConfig, facts: ModelFacts) -> list[Task]:
+    """The tasks with their parameters (`-T`), checked: unknown keys and bad values fail here."""
+    accepted = {name: [p.name for p in task_entry(name).params] for name in config.tasks}
+    check_global_keys(config.task_params, accepted)
+    return [get_task(name, for_task(name, accepted[name], config.task_params), facts) for name in config.tasks]
+
+
+def check_roles(tasks: Sequence[Task], spec: ModelSpec, facts: ModelFacts, roles: Mapping[str, ModelSpec]) -> None:
+    """Every role a task needs is given and declares what the task asks of it (no model loads)."""
+    for task in tasks:
+        if facts.capabilities is not None:
+            _check_declared(task, "model", spec, task.requires, facts.capabilities)
+        for role, needs in task.roles.items():
+            if role not in roles:
+                raise ConfigError(f"task {task.name!r} needs a {role!r} model: give it with --role {role}=SPEC")
+            declared = model_facts(roles[role]).capabilities
+            if declared is not None:
+                _check_declared(task, f"role {role!r}", roles[role], needs, declared)
+
+
+def _check_declared(task: Task, who: str, spec: ModelSpec, needs: frozenset[str], has: frozenset[str]) -> None:
+    missing = needs - has
+    if missing:
+        whose = "model" if who == "model" else f"{who} model"
+        raise ConfigError(f"task {task.name!r} needs {', '.join(sorted(missing))}, which {whose} "
+                          f"{spec.raw!r} does not support (it supports: {', '.join(sorted(has)) or 'nothing'})")
+
+
+def plan_task(task: Task, source: DataSource, spec: ModelSpec, roles: Mapping[str, ModelSpec],
+              config: RunConfig, facts: ModelFacts) -> TaskPlan:
     """Load data, pick samples and find any log to resume: all before the model loads."""
     data, samples, num_fewshot = load_and_select(task, source, config)
-    identity = {
+    identity: dict[str, Any] = {
         "model": spec.raw,
         "model_options": dict(spec.options),
         "task": task.config(),
@@ -101,8 +113,13 @@ def plan_task(task: Task, source: DataSource, spec: ModelSpec, config: RunConfig
         "num_fewshot": num_fewshot,
         "seed": config.seed,
     }
+    used = tuple(sorted(task.roles))
+    if used:
+        identity["roles"] = {r: {"spec": roles[r].raw, "options": dict(roles[r].options)} for r in used}
+    notes = {"chat": facts.chat_reason} if task.parameters.get("chat") is not None else {}
     log_path = config.output_dir / spec.slug / f"{task.name}-{stable_hash(identity, 10)}.jsonl"
-    return TaskPlan(task, data, samples, num_fewshot, config.seed, identity, log_path, existing_log(log_path, config))
+    existing = existing_log(log_path, config)
+    return TaskPlan(task, data, samples, num_fewshot, config.seed, identity, log_path, existing, used, notes)
 
 
 def load_and_select(task: Task, source: DataSource, config: RunConfig) -> tuple[TaskData, tuple[Sample, ...], int]:
@@ -136,7 +153,7 @@ def select_samples(task: Task, samples: Sequence[Sample], limit: int | None) -> 
     return tuple(chosen)
 
 
-def existing_log(path: Path, config: RunConfig) -> RunLog | None:
+def existing_log(path: Any, config: RunConfig) -> RunLog | None:
     if not path.exists() or config.overwrite:
         return None  # an overwritten log is removed in run_one, once the model has loaded
     if config.repair:
@@ -146,12 +163,13 @@ def existing_log(path: Path, config: RunConfig) -> RunLog | None:
 
 def check_capabilities(backend: Backend, tasks: Sequence[Task], spec: ModelSpec) -> None:
     for task in tasks:
-        missing = task.requires - backend.capabilities
-        if missing:
-            raise ConfigError(
-                f"task {task.name!r} needs {', '.join(sorted(missing))}, which model {spec.raw!r} "
-                f"does not support (it supports: {', '.join(sorted(backend.capabilities)) or 'nothing'})"
-            )
+        _check_declared(task, "model", spec, task.requires, backend.capabilities)
+
+
+def check_role_capabilities(role: str, backend: Backend, tasks: Sequence[Task], spec: ModelSpec) -> None:
+    for task in tasks:
+        if role in task.roles:
+            _check_declared(task, f"role {role!r}", spec, task.roles[role], backend.capabilities)
 
 
 def open_cache(config: RunConfig) -> ResponseCache | None:
@@ -160,58 +178,83 @@ def open_cache(config: RunConfig) -> ResponseCache | None:
     return ResponseCache((config.cache_dir or default_cache_dir()) / "responses.sqlite")
 
 
-async def run_one(plan: TaskPlan, engine: Engine, spec: ModelSpec, config: RunConfig) -> TaskOutcome:
+async def run_one(plan: TaskPlan, engines: Mapping[str, Engine], spec: ModelSpec,
+                  role_specs: Mapping[str, ModelSpec], config: RunConfig) -> TaskOutcome:
     started = time.perf_counter()
-    header = records.header_record(plan, spec, engine)
-    samples_by_id = check_resume(plan, header)
-    pending = [s for s in plan.samples if s.id not in samples_by_id or samples_by_id[s.id].get("error")]
+    engine = engines[""]
+    roles = {r: (role_specs[r], engines[r]) for r in plan.roles}
+    header = header_record(plan, spec, engine, roles)
+    finished = check_resume(plan, header)
+    pending = [s for s in plan.samples if s.id not in finished or finished[s.id].error]
+    written: dict[str, dict[str, Any]] = {}
     if plan.existing is None:
         plan.log_path.unlink(missing_ok=True)  # --overwrite: nothing failed before this point
     with LogWriter(plan.log_path) as writer, _progress(plan, config) as bar:
         if plan.existing is None:
-            writer.append(header)
-        async for finished in process_samples(plan, engine, pending):
-            writer.append_many(finished)
-            samples_by_id.update((r["id"], r) for r in finished)
-            bar.update(len(finished))
-        chosen = [samples_by_id[s.id] for s in plan.samples]
-        results = plan.task.aggregate([records.scored_record(r) for r in chosen], seed=config.seed)
+            writer.append(header.to_json())
+        async for chunk in process_samples(plan, engines, pending):
+            lines = [r.to_json() for r in chunk]
+            writer.append_many(lines)
+            for record, line in zip(chunk, lines, strict=True):
+                finished[record.id] = record
+                written[record.id] = line
+            bar.update(len(chunk))
+        chosen = [finished[s.id] for s in plan.samples]
+        results = plan.task.aggregate(chosen, seed=config.seed)
         seconds = time.perf_counter() - started
-        n_errors = sum(1 for r in chosen if r.get("error"))
-        summary = records.summary_record(results, chosen, seconds, len(pending), engine.stats)
-        writer.append(summary)
+        summary = summary_record(results, chosen, seconds, len(pending), engine.stats,
+                                 {r: e.stats for r, (_, e) in roles.items()})
+        summary_json = summary.to_json()
+        writer.append(summary_json)
+    notify_finished(plan, header, summary_json, finished, written, writer.sample_offsets)
+    return TaskOutcome(plan.task.name, plan.log_path, results, len(chosen), summary.n_errors, seconds)
+
+
+def notify_finished(plan: TaskPlan, header: HeaderRecord, summary: Mapping[str, Any],
+                    finished: Mapping[str, SampleRecord], written: Mapping[str, Mapping[str, Any]],
+                    new_offsets: Mapping[str, int]) -> None:
+    """Hand the finished log's content to plugins (the reports index) without re-reading it."""
     old_offsets = plan.existing.offsets if plan.existing else {}
-    content = LogContent(plan.existing.header if plan.existing else header, summary, samples_by_id,
-                         {sid: writer.sample_offsets.get(sid, old_offsets.get(sid, -1)) for sid in samples_by_id})
+    samples = {sid: written.get(sid) or rec.to_json() for sid, rec in finished.items()}
+    head = plan.existing.header if plan.existing else header
+    content = LogContent(head.to_json(), summary, samples,
+                         {sid: new_offsets.get(sid, old_offsets.get(sid, -1)) for sid in finished})
     registry.notify_log_finished(plan.log_path, content)
-    return TaskOutcome(plan.task.name, plan.log_path, results, len(chosen), n_errors, seconds)
 
 
-def check_resume(plan: TaskPlan, header: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def check_resume(plan: TaskPlan, header: HeaderRecord) -> dict[str, SampleRecord]:
     """The finished sample records of a log being resumed, after checking it is the same run."""
     if plan.existing is None:
         return {}
     old = plan.existing.header
-    for key in ("identity", "model_fingerprint"):
-        if old.get(key) != header.get(key):
+    checks = (("identity", old.identity, header.identity),
+              ("model fingerprint", old.model_fingerprint, header.model_fingerprint),
+              ("role fingerprints", _role_fingerprints(old), _role_fingerprints(header)))
+    for what, was, now in checks:
+        if was != now:
             raise RunLogError(
-                f"{plan.log_path}: was written by a run with a different {key.replace('_', ' ')}; "
+                f"{plan.log_path}: was written by a run with a different {what}; "
                 "use --overwrite to replace it or --output-dir to keep both"
             )
     wanted = {s.id for s in plan.samples}
     return {sid: rec for sid, rec in plan.existing.samples.items() if sid in wanted}
 
 
-async def process_samples(
-    plan: TaskPlan, engine: Engine, pending: Sequence[Sample]
-) -> AsyncIterator[list[dict[str, Any]]]:
-    """Yield finished sample records chunk by chunk, several chunks in flight for APIs."""
-    size = max(1, engine.backend.chunk_size)
-    window = asyncio.Semaphore(max(1, engine.backend.max_concurrent_chunks))
+def _role_fingerprints(header: HeaderRecord) -> dict[str, Any]:
+    return {name: role.get("fingerprint") for name, role in header.roles.items()}
 
-    async def one(chunk: Sequence[Sample]) -> list[dict[str, Any]]:
+
+async def process_samples(
+    plan: TaskPlan, engines: Mapping[str, Engine], pending: Sequence[Sample]
+) -> AsyncIterator[list[SampleRecord]]:
+    """Yield finished sample records chunk by chunk, several chunks in flight for APIs."""
+    backend = engines[""].backend
+    size = max(1, backend.chunk_size)
+    window = asyncio.Semaphore(max(1, backend.max_concurrent_chunks))
+
+    async def one(chunk: Sequence[Sample]) -> list[SampleRecord]:
         async with window:
-            return await run_chunk(plan, engine, chunk)
+            return await run_chunk(plan, engines, chunk)
 
     jobs = [asyncio.ensure_future(one(pending[i : i + size])) for i in range(0, len(pending), size)]
     try:
@@ -222,65 +265,60 @@ async def process_samples(
             job.cancel()
 
 
-async def run_chunk(plan: TaskPlan, engine: Engine, chunk: Sequence[Sample]) -> list[dict[str, Any]]:
+async def run_chunk(plan: TaskPlan, engines: Mapping[str, Engine], chunk: Sequence[Sample]) -> list[SampleRecord]:
     """Requests of the whole chunk go to the backend together (local backends batch them);
-    interactive tasks run sample by sample. Scoring runs concurrently (code execution)."""
-    task = plan.task
+    interactive tasks run sample by sample. Scoring runs concurrently (code execution, judges)."""
+    task, engine = plan.task, engines[""]
     shots = [task.select_shots(s, plan.data, plan.num_fewshot) for s in chunk]
     if task.interactive:
-        solved = await asyncio.gather(
-            *(task.solve(s, sh, _tagged_execute(engine, s, plan.seed)) for s, sh in zip(chunk, shots, strict=True))
-        )
-        per_sample = [reqs for reqs, _ in solved]
-        answers_per_sample = [answers for _, answers in solved]
-        prompts = [task.render_prompt(s, sh) for s, sh in zip(chunk, shots, strict=True)]
+        solved = await asyncio.gather(*(task.solve(s, sh, tagged_execute(engine, s, plan.seed))
+                                        for s, sh in zip(chunk, shots, strict=True)))
+        prompts = [x.prompt for x in solved]
+        per_sample = [x.requests for x in solved]
+        answers_per_sample = [x.responses for x in solved]
     else:
-        built = [task.requests_and_prompt(s, sh) for s, sh in zip(chunk, shots, strict=True)]
-        prompts = [prompt for _, prompt in built]
-        per_sample = [tag_requests(reqs, s, plan.seed) for (reqs, _), s in zip(built, chunk, strict=True)]
+        built = [task.build(s, sh) for s, sh in zip(chunk, shots, strict=True)]
+        prompts = [b.prompt for b in built]
+        per_sample = [tag_requests(b.requests, s.id, plan.seed) for b, s in zip(built, chunk, strict=True)]
         responses = await engine.execute([req for reqs in per_sample for req in reqs])
         answers_per_sample, pos = [], 0
         for reqs in per_sample:
-            answers_per_sample.append(responses[pos : pos + len(reqs)])
+            answers_per_sample.append(tuple(responses[pos : pos + len(reqs)]))
             pos += len(reqs)
     if type(task).ascore is Task.ascore:  # plain scoring: no coroutine per sample
         verdicts = [score_sample_now(task, s, a) for s, a in zip(chunk, answers_per_sample, strict=True)]
     else:  # code execution, judges: concurrently
-        verdicts = await asyncio.gather(*(score_sample(task, s, a) for s, a in zip(chunk, answers_per_sample, strict=True)))
+        verdicts = await asyncio.gather(*(score_sample(task, s, a, score_context(plan, engines, s))
+                                          for s, a in zip(chunk, answers_per_sample, strict=True)))
     return [
-        records.sample_record(s, prompt, sh, reqs, answers, score, error)
+        SampleRecord.of(s, prompt, sh, reqs, answers, score, error)
         for s, prompt, sh, reqs, answers, (score, error)
         in zip(chunk, prompts, shots, per_sample, answers_per_sample, verdicts, strict=True)
     ]
 
 
-def _tagged_execute(engine: Engine, sample: Sample, seed: int) -> Any:
-    async def execute(requests: Sequence[Request]) -> list[Any]:
-        return await engine.execute(tag_requests(requests, sample, seed))
+def score_context(plan: TaskPlan, engines: Mapping[str, Engine], sample: Sample) -> ScoreContext:
+    return ScoreContext(sample.id, plan.seed, {r: tagged_execute(engines[r], sample, plan.seed) for r in plan.roles})
+
+
+def tagged_execute(engine: Engine, sample: Sample, seed: int) -> Execute:
+    async def execute(requests: Sequence[Request]) -> list[Response]:
+        return await engine.execute(tag_requests(requests, sample.id, seed))
 
     return execute
 
 
-def tag_requests(requests: Sequence[Request], sample: Sample, seed: int) -> tuple[Request, ...]:
-    """Generate requests carry their sample id (cache key, replay lookup) and the run's seed
-    (backends derive each sample's sampling seed from it and `repeat`)."""
-    return tuple(
-        dataclasses.replace(r, sample_id=r.sample_id or sample.id, params=dataclasses.replace(r.params, seed=seed))
-        if isinstance(r, GenerateRequest) else r
-        for r in requests
-    )
-
-
-async def score_sample(task: Task, sample: Sample, answers: Sequence[Any]) -> tuple[Any, str | None]:
+async def score_sample(task: Task, sample: Sample, answers: Sequence[Response],
+                       ctx: ScoreContext) -> tuple[Score | None, str | None]:
     if type(task).ascore is Task.ascore or any(a.error for a in answers):
         return score_sample_now(task, sample, answers)
     try:
-        return await task.ascore(sample, answers), None
+        return await task.ascore(sample, answers, ctx), None
     except Exception as exc:  # a response the scorer cannot read is an error, not a wrong answer
         return None, f"scoring failed: {type(exc).__name__}: {exc}"
 
 
-def score_sample_now(task: Task, sample: Sample, answers: Sequence[Any]) -> tuple[Any, str | None]:
+def score_sample_now(task: Task, sample: Sample, answers: Sequence[Response]) -> tuple[Score | None, str | None]:
     """(score, error) with the task's synchronous `score`; failed requests are errors."""
     failed = [a.error for a in answers if a.error]
     if failed:

@@ -1,8 +1,10 @@
 """Task spec: a task is a Python plugin built from small parts.
 
 A task loads frozen samples (plus an optional few-shot pool per subtask), turns one sample
-and its shots into requests, scores a sample from its responses, and aggregates scored
-records into named metrics. Tasks register with `@register_task` or `register_task(name, obj)`.
+and its shots into requests (`build`, the one request hook), scores a sample from its
+responses (calling named model roles through a `ScoreContext` if it needs a judge), and
+aggregates the log's sample records into named metrics. Tasks register with
+`register_task(name, factory, params)`; `get_task(name, {"key": ["value"]})` builds one.
 """
 
 from __future__ import annotations
@@ -12,11 +14,22 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from evalkit import registry
 from evalkit.errors import ConfigError
-from evalkit.types import MetricValue, Request, Response, Sample, Score
+from evalkit.params import NO_MODEL, ModelFacts, Param, resolve
+from evalkit.results import GroupMetrics, TaskResults
+from evalkit.types import Request, Response, Sample, Score
+
+if TYPE_CHECKING:
+    from evalkit.log.records import SampleRecord
+
+__all__ = [
+    "Built", "DataSource", "Execute", "GroupMetrics", "ScoreContext", "Solved", "Task", "TaskData",
+    "TaskEntry", "TaskResults", "get_task", "register_task", "task_entry",
+]
 
 
 @dataclass(frozen=True)
@@ -35,53 +48,59 @@ class TaskData:
     origin: str = ""
 
 
-@dataclass(frozen=True)
-class ScoredRecord:
-    """One finished sample as the aggregator sees it (also rebuilt from a run log)."""
-
-    sample_id: str
-    subtask: str
-    score: Score | None
-    error: str | None = None
-
-
 #: sends requests through the engine (cache, retries) and returns their responses
 Execute = Callable[[Sequence[Request]], Awaitable[list[Response]]]
 
-#: metrics for one group: metric name -> value
-GroupMetrics = dict[str, MetricValue]
+
+@dataclass(frozen=True)
+class Built:
+    """A sample's requests and its prompt as the model sees it (kept in the log)."""
+
+    prompt: str
+    requests: tuple[Request, ...]
 
 
 @dataclass(frozen=True)
-class TaskResults:
-    """Aggregates of one task: overall, per subtask and per category."""
+class Solved:
+    """What a multi-step sample did: its prompt, every request made and its response, in order."""
 
-    overall: GroupMetrics
-    subtasks: Mapping[str, GroupMetrics] = field(default_factory=dict)
-    categories: Mapping[str, GroupMetrics] = field(default_factory=dict)
-    #: extra structured results (e.g. reliability-diagram bins)
-    details: Mapping[str, Any] = field(default_factory=dict)
+    prompt: str
+    requests: tuple[Request, ...]
+    responses: tuple[Response, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        def group(g: GroupMetrics) -> dict[str, Any]:
-            return {name: m.to_dict() for name, m in g.items()}
 
-        return {
-            "overall": group(self.overall),
-            "subtasks": {k: group(v) for k, v in sorted(self.subtasks.items())},
-            "categories": {k: group(v) for k, v in sorted(self.categories.items())},
-            "details": dict(self.details),
-        }
+@dataclass(frozen=True)
+class ScoreContext:
+    """What a scorer may use besides the sample and its responses: the run's seed and the
+    named model roles (`await ctx.execute("judge", requests)`: cached, counted, logged under
+    that role)."""
+
+    sample_id: str
+    seed: int = 0
+    roles: Mapping[str, Execute] = field(default_factory=dict)
+
+    async def execute(self, role: str, requests: Sequence[Request]) -> list[Response]:
+        if role not in self.roles:
+            given = ", ".join(sorted(self.roles)) or "none"
+            raise ConfigError(f"the scorer called role {role!r}, which this run does not have (roles: {given})")
+        return await self.roles[role](requests)
 
 
 class Task(ABC):
-    """Base class for tasks. Subclasses set the class attributes and implement the parts."""
+    """Base class for tasks. Subclasses set the class attributes and implement the parts.
+
+    A task is immutable once built: parameters arrive through its factory, and what depends on
+    the backend (optional capabilities) comes from `with_capabilities`, which returns a copy.
+    """
 
     name: str = ""
     version: str = "1"
     description: str = ""
-    #: capabilities the backend must have, e.g. {"loglikelihood"}
+    #: capabilities the model under test must have, e.g. {"loglikelihood"}
     requires: frozenset[str] = frozenset()
+    #: model roles the scorer calls, each with the capabilities it needs, e.g.
+    #: {"judge": frozenset({"generate"})}; the run fails before any model loads without them
+    roles: Mapping[str, frozenset[str]] = {}
     #: the prompt format, named so results say how they were obtained
     prompt_format: str = ""
     #: the metric shown in leaderboards
@@ -89,52 +108,49 @@ class Task(ABC):
     default_num_fewshot: int = 0
     #: True when --limit applies per subtask (MMLU subjects), as lm-eval users expect
     limit_per_subtask: bool = False
+    #: True for multi-step tasks (multi-turn chat): the runner calls `solve` per sample
+    #: instead of batching every sample's requests of a chunk together
+    interactive: bool = False
+    #: the task's parameter values (set when the task is built by `get_task`)
+    parameters: Mapping[str, Any] = {}
 
     @abstractmethod
     def load(self, source: DataSource) -> TaskData: ...
 
     @abstractmethod
-    def build_requests(self, sample: Sample, shots: Sequence[Sample]) -> tuple[Request, ...]: ...
+    def build(self, sample: Sample, shots: Sequence[Sample]) -> Built:
+        """The one request hook: a sample's requests and its rendered prompt."""
 
-    @abstractmethod
-    def render_prompt(self, sample: Sample, shots: Sequence[Sample]) -> str:
-        """The prompt as the model sees it (kept in the log)."""
+    def build_requests(self, sample: Sample, shots: Sequence[Sample]) -> tuple[Request, ...]:
+        return self.build(sample, shots).requests
 
-    def requests_and_prompt(self, sample: Sample, shots: Sequence[Sample]) -> tuple[tuple[Request, ...], str]:
-        """`build_requests` and `render_prompt` together; tasks whose requests carry the
-        rendered prompt override this to render it once (the runner's hot path)."""
-        return self.build_requests(sample, shots), self.render_prompt(sample, shots)
+    def score(self, sample: Sample, responses: Sequence[Response]) -> Score:
+        raise NotImplementedError(f"task {self.name!r} scores only asynchronously (ascore)")
 
-    @abstractmethod
-    def score(self, sample: Sample, responses: Sequence[Response]) -> Score: ...
-
-    async def ascore(self, sample: Sample, responses: Sequence[Response]) -> Score:
-        """Async scoring; tasks that run code or call judges override this."""
+    async def ascore(self, sample: Sample, responses: Sequence[Response], ctx: ScoreContext) -> Score:
+        """Async scoring; tasks that run code or call a role (a judge) override this."""
         return self.score(sample, responses)
 
-    #: True for multi-step tasks (multi-turn chat): the runner calls `solve` per sample
-    #: instead of batching every sample's requests of a chunk together
-    interactive: bool = False
-
-    async def solve(
-        self, sample: Sample, shots: Sequence[Sample], execute: Execute
-    ) -> tuple[tuple[Request, ...], list[Response]]:
+    async def solve(self, sample: Sample, shots: Sequence[Sample], execute: Execute) -> Solved:
         """Run a sample's requests; multi-step tasks override this (each step may depend on
-        earlier responses) and return every request made with its response, in order."""
-        requests = self.build_requests(sample, shots)
-        return requests, await execute(requests)
+        earlier responses)."""
+        built = self.build(sample, shots)
+        return Solved(built.prompt, built.requests, tuple(await execute(built.requests)))
 
     @abstractmethod
-    def aggregate(self, records: Sequence[ScoredRecord], seed: int = 0) -> TaskResults: ...
+    def aggregate(self, records: Sequence[SampleRecord], seed: int = 0) -> TaskResults: ...
 
-    def configure_for(self, capabilities: frozenset[str]) -> None:
-        """Called once the backend is known, before any request: a task may use optional
-        capabilities (e.g. first-token logprobs for calibration). Must not change `config()`."""
-        return None
+    def with_capabilities(self, capabilities: frozenset[str]) -> Task:
+        """The task as it runs on a backend with these capabilities (e.g. first-token
+        logprobs for calibration): a copy if anything changes. Must not change `config()`."""
+        return self
 
     def config(self) -> dict[str, Any]:
         """Everything about the task that changes results (hashed into the run's identity)."""
-        return {"name": self.name, "version": self.version, "prompt_format": self.prompt_format}
+        out: dict[str, Any] = {"name": self.name, "version": self.version, "prompt_format": self.prompt_format}
+        if self.parameters:
+            out["parameters"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.parameters.items()}
+        return out
 
     def select_shots(self, sample: Sample, data: TaskData, k: int) -> tuple[Sample, ...]:
         """Default: the first k of the subtask's few-shot pool (lm-eval's `first_n`)."""
@@ -149,18 +165,37 @@ class Task(ABC):
         return pool[:k]
 
 
-TaskFactory = Callable[[], Task]
+TaskFactory = Callable[..., Task]
 
 
-def register_task(name: str, factory: TaskFactory) -> None:
-    registry.tasks.register(name, factory)
+@dataclass(frozen=True)
+class TaskEntry:
+    """A registered task: its factory and the parameters the factory takes."""
+
+    factory: TaskFactory
+    params: tuple[Param, ...] = ()
+    #: the family this task is listed under (`evalkit list tasks` groups subtasks), e.g. "mmlu"
+    group: str = ""
 
 
-def get_task(name: str) -> Task:
-    factory: Any = registry.tasks.get(name)
-    task = factory()
+def register_task(name: str, factory: TaskFactory, params: Sequence[Param] = (), *, group: str = "") -> None:
+    registry.tasks.register(name, TaskEntry(factory, tuple(params), group))
+
+
+def task_entry(name: str) -> TaskEntry:
+    entry: Any = registry.tasks.get(name)
+    return entry if isinstance(entry, TaskEntry) else TaskEntry(entry)
+
+
+def get_task(name: str, given: Mapping[str, Sequence[str]] | None = None, facts: ModelFacts = NO_MODEL) -> Task:
+    """Build a task from raw `-T` values (checked, typed, defaults filled in)."""
+    entry = task_entry(name)
+    values = resolve(name, entry.params, given or {}, facts)
+    task = entry.factory(**values)
     if not isinstance(task, Task):
         raise TypeError(f"task factory for {name!r} returned {type(task).__name__}, not a Task")
+    if entry.params:
+        task.parameters = MappingProxyType(values)  # part of construction: nothing has seen it yet
     return task
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -39,6 +40,20 @@ class Sample:
     choices: tuple[str, ...] = ()
     subtask: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: for a sample derived from another (a perturbation, a counterfactual swap, a rotation of
+    #: the options): the id of the sample it came from, and how it was derived. Stages that
+    #: pair samples join on `join_key` (see docs/architecture.md, "Derived samples").
+    source_id: str = ""
+    derivation: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def join_key(self) -> str:
+        return self.source_id or self.id
+
+
+def join_key(sample_id: str, source_id: str = "") -> str:
+    """The one join rule: a derived sample pairs with its source, any other with itself."""
+    return source_id or sample_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +236,9 @@ class MetricValue:
     ci_method: str = ""
     higher_is_better: bool = True
     note: str = ""
+    #: the best value when it is a target rather than an end of the scale (StereoSet's SS:
+    #: 50); leaderboards and gates then rank by distance to it
+    ideal: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -230,7 +248,24 @@ class MetricValue:
             "ci_method": self.ci_method,
             "higher_is_better": self.higher_is_better,
             **({"note": self.note} if self.note else {}),
+            **({"ideal": self.ideal} if self.ideal is not None else {}),
         }
+
+    @staticmethod
+    def from_dict(name: str, data: Mapping[str, Any]) -> MetricValue:
+        ci = data.get("ci") or [None, None]
+        return MetricValue(
+            name=name, value=data["value"], n=int(data.get("n", 0)), ci_low=ci[0], ci_high=ci[1],
+            ci_method=data.get("ci_method", ""), higher_is_better=data.get("higher_is_better", True),
+            note=data.get("note", ""), ideal=data.get("ideal"),
+        )
+
+    def distance_to_ideal(self) -> float:
+        """How far from best: |value - ideal| for a target metric, else signed so that
+        smaller is better (used to rank)."""
+        if self.ideal is not None:
+            return abs(self.value - self.ideal)
+        return -self.value if self.higher_is_better else self.value
 
 
 def prompt_to_json(prompt: Prompt) -> str | list[dict[str, str]]:
@@ -265,6 +300,16 @@ def request_from_dict(data: Mapping[str, Any]) -> Request:
     if kind == "embed":
         return EmbedRequest(data["text"])
     raise ValueError(f"unknown request kind {kind!r}")
+
+
+def tag_requests(requests: Sequence[Request], sample_id: str, seed: int) -> tuple[Request, ...]:
+    """Generate requests carry their sample id (cache key, replay lookup) and the run's seed
+    (backends derive each sample's sampling seed from it and `repeat`)."""
+    return tuple(
+        dataclasses.replace(r, sample_id=r.sample_id or sample_id, params=dataclasses.replace(r.params, seed=seed))
+        if isinstance(r, GenerateRequest) else r
+        for r in requests
+    )
 
 
 def canonical_json(data: Any) -> str:

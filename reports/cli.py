@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from evalkit import registry
-from evalkit.runlog import LogContent
+from evalkit.log import LogContent
 
 FORMATS = ("table", "md", "csv", "html", "json")
 METHOD_NAMES = ("mean", "win_rate", "normalized")

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evalkit.errors import RunLogError
-from evalkit.runlog import LogContent, check_header, find_logs, parse_record, read_log
+from evalkit.log import LogContent, check_header, find_logs, parse_record, read_log
 
 INDEX_FORMAT = 1
 #: how often logs were parsed and index files loaded in this process (the UI bench reads it)

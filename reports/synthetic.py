@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from evalkit import registry
-from evalkit.runlog import SCHEMA, SCHEMA_VERSION
+from evalkit.log import SCHEMA, SCHEMA_VERSION
 
 LETTERS = ("A", "B", "C", "D")
 

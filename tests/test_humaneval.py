@@ -72,11 +72,9 @@ def test_sampled_variant_draws_n_distinct_requests(monkeypatch: pytest.MonkeyPat
     requests = task.build_requests(sample, ())
     assert [r.repeat for r in requests if isinstance(r, GenerateRequest)] == [0, 1, 2, 3, 4]
     assert task.config()["params"]["temperature"] == 0.8
-    monkeypatch.setenv("EVALKIT_HUMANEVAL_TEMPERATURE", "0.2")
-    assert get_task("humaneval_n5").config()["params"]["temperature"] == 0.2
-    monkeypatch.setenv("EVALKIT_HUMANEVAL_TEMPERATURE", "warm")
-    with pytest.raises(Exception, match="EVALKIT_HUMANEVAL_TEMPERATURE='warm' is not a float"):
-        get_task("humaneval_n5")
+    assert get_task("humaneval_n5", {"temperature": ["0.2"]}).config()["params"]["temperature"] == 0.2
+    with pytest.raises(Exception, match="-T temperature='warm' is not a number"):
+        get_task("humaneval_n5", {"temperature": ["warm"]})
 
 
 def test_program_is_exactly_human_evals(problems: list[dict[str, Any]]) -> None:
@@ -139,7 +137,6 @@ def run_log(out: Path) -> dict[str, Any]:
 def test_run_end_to_end_with_scripted_completions(problems: list[dict[str, Any]], tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EVALKIT_CODE_TIMEOUT", "3")
     answers = tmp_path / "answers.json"
     answers.write_text(json.dumps({
         "def has_close_elements": problems[0]["canonical_solution"],
@@ -148,7 +145,7 @@ def test_run_end_to_end_with_scripted_completions(problems: list[dict[str, Any]]
         "def below_zero": "    import os\n    os._exit(0)\n",
     }))
     out = tmp_path / "runs"
-    code = main(["run", "--model", f"mock:answers={answers}", "--tasks", "humaneval", "--limit", "4",
+    code = main(["run", "--model", f"mock:answers={answers}", "--tasks", "humaneval", "--limit", "4", "-T", "timeout=3",
                  "--output-dir", str(out), "--no-progress", "--offline"])
     assert code == 0
     assert "pass@1" in capsys.readouterr().out

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evalkit.log import SCHEMA_VERSION
 from tests.helpers import evalkit, log_records, show_json
 
 
@@ -65,7 +66,7 @@ def test_aggregates_match_recomputation_from_samples(full_run: Path) -> None:
 def test_log_keeps_prompt_request_response_and_score(full_run: Path) -> None:
     records = log_records(next(full_run.rglob("ceval-*.jsonl")))
     header, sample = records[0], records[1]
-    assert header["schema"] == "evalkit.runlog" and header["schema_version"] == 1
+    assert header["schema"] == "evalkit.runlog" and header["schema_version"] == SCHEMA_VERSION
     assert header["task"]["prompt_format"] == "lm-eval ceval-valid (letters)"
     assert header["model_fingerprint"]["backend"] == "mock" and "numpy" in header["packages"]
     assert sample["prompt"].startswith("以下是中国关于") and sample["prompt"].endswith("答案：")

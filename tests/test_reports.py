@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from evalkit.cli import main
+from evalkit.log import SCHEMA_VERSION
 from evalkit.reports.frames import load_runs
 from evalkit.reports.leaderboard import build_leaderboard
 from evalkit.reports.synthetic import write_synthetic_log
@@ -226,7 +227,7 @@ def iter_bad_logs(good: str) -> Iterator[tuple[str, str, str]]:
     """(name, content, expected words in the reason) for each kind of bad log."""
     lines = good.splitlines(keepends=True)
     yield "corrupt.jsonl", lines[0] + '{"type": "sample", "id": ' + "\n" + "".join(lines[2:]), "not a JSON record"
-    yield "version.jsonl", lines[0].replace('"schema_version":1', '"schema_version":99') + "".join(lines[1:]), \
+    yield "version.jsonl", lines[0].replace(f'"schema_version":{SCHEMA_VERSION}', '"schema_version":99') + "".join(lines[1:]), \
         "schema_version 99 is not supported"
     yield "no_model.jsonl", lines[0].replace('"model":{', '"not_model":{') + "".join(lines[1:]), "lacks the field 'model'"
     yield "no_score.jsonl", lines[0] + lines[1].replace('"score":', '"not_score":') + "".join(lines[2:]), \

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from evalkit.backends.mock import request_digest
-from evalkit.records import requests_from_record
+from evalkit.log.records import requests_from_json as requests_from_record
 from tests.helpers import evalkit, log_records
 
 N_PER_SUBJECT = 10  # x 57 subjects = 570 samples, 2,280 requests

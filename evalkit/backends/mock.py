@@ -8,6 +8,9 @@ Spec: `mock` or `mock:key=value,...`. Options:
   chunk=N         samples per chunk handed over by the runner
   answers=PATH    JSON {"substring": "reply"}: generate replies with the first key found in
                   the prompt (else a deterministic filler)
+  capabilities=A|B  offer only these capabilities (default: all four), e.g. a judge without
+                  loglikelihood, to test capability checks
+  chat_template=true  report a chat template (tasks with chat=auto pick their chat form)
 
 Answers depend only on the request (and seed), never on batch composition or order.
 """
@@ -44,8 +47,25 @@ from evalkit.types import (
 EMBED_DIM = 16
 
 
+ALL_CAPABILITIES = frozenset({GENERATE, LOGLIKELIHOOD, EMBED, CHOICE_LOGPROBS})
+OPTIONS = {"seed", "delay", "calls_file", "fail_rate", "chunk", "answers", "capabilities", "chat_template"}
+
+
+def declared_capabilities(options: dict[str, str]) -> frozenset[str]:
+    """The capabilities a mock with these options offers (known before it is created)."""
+    raw = options.get("capabilities", "")
+    if not raw:
+        return ALL_CAPABILITIES
+    wanted = frozenset(c.strip() for c in raw.split("|") if c.strip())
+    unknown = wanted - ALL_CAPABILITIES
+    if unknown:
+        raise ConfigError(f"--model mock: unknown capabilities {', '.join(sorted(unknown))} "
+                          f"(known: {', '.join(sorted(ALL_CAPABILITIES))})")
+    return wanted
+
+
 class MockBackend(BaseBackend):
-    capabilities = frozenset({GENERATE, LOGLIKELIHOOD, EMBED, CHOICE_LOGPROBS})
+    capabilities = ALL_CAPABILITIES
 
     def __init__(self, options: dict[str, str]) -> None:
         try:
@@ -55,16 +75,21 @@ class MockBackend(BaseBackend):
             self.chunk_size = int(options.get("chunk", "512"))
         except ValueError as exc:
             raise ConfigError(f"--model mock: bad option value ({exc})") from None
-        unknown = set(options) - {"seed", "delay", "calls_file", "fail_rate", "chunk", "answers"}
+        unknown = set(options) - OPTIONS
         if unknown:
             raise ConfigError(f"--model mock: unknown option(s) {', '.join(sorted(unknown))}")
+        self.capabilities = declared_capabilities(options)
+        self.chat_template = options.get("chat_template", "").lower() in ("1", "true", "yes")
         self.calls_file = Path(options["calls_file"]) if "calls_file" in options else None
         self.answers: dict[str, str] = {}
         if "answers" in options:
             self.answers = _read_answers(Path(options["answers"]))
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"backend": "mock", "seed": self.seed, "answers": sorted(self.answers.items())}
+        out: dict[str, Any] = {"backend": "mock", "seed": self.seed, "answers": sorted(self.answers.items())}
+        if self.chat_template:
+            out["chat_template"] = True
+        return out
 
     def _hash(self, *parts: str) -> int:
         return zlib.crc32("\x00".join(parts).encode("utf-8"), self.seed)

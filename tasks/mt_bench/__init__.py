@@ -13,10 +13,9 @@ from pathlib import Path
 
 from evalkit.data import local_dir, read_jsonl
 from evalkit.errors import DataError
-from evalkit.task import DataSource, Execute, TaskData, register_task
+from evalkit.families.open_ended import OpenEndedTask
+from evalkit.task import Built, DataSource, Execute, Solved, TaskData, register_task
 from evalkit.types import GenerateRequest, GenerationParams, Message, Request, Response, Sample
-
-from ..open_ended import OpenEndedTask
 
 #: FastChat's llm_judge/common.py temperature_config; other categories use 0.7
 TEMPERATURE = {
@@ -49,13 +48,12 @@ class MTBench(OpenEndedTask):
     def turns(self, sample: Sample) -> tuple[str, ...]:
         return tuple(sample.metadata["turns"])
 
-    def build_requests(self, sample: Sample, shots: Sequence[Sample]) -> tuple[Request, ...]:
+    def build(self, sample: Sample, shots: Sequence[Sample]) -> Built:
         """Only turn 1 can be built up front; `solve` sends the later turns."""
-        return (GenerateRequest((Message("user", self.turns(sample)[0]),), self.params(sample)),)
+        request = GenerateRequest((Message("user", self.turns(sample)[0]),), self.params(sample))
+        return Built(self.render_prompt(sample), (request,))
 
-    async def solve(
-        self, sample: Sample, shots: Sequence[Sample], execute: Execute
-    ) -> tuple[tuple[Request, ...], list[Response]]:
+    async def solve(self, sample: Sample, shots: Sequence[Sample], execute: Execute) -> Solved:
         history: tuple[Message, ...] = ()
         requests: list[Request] = []
         responses: list[Response] = []
@@ -68,9 +66,9 @@ class MTBench(OpenEndedTask):
             if not response.ok:  # the next turn needs this answer; the sample is an error
                 break
             history = (*history, Message("assistant", response.text or ""))
-        return tuple(requests), responses
+        return Solved(self.render_prompt(sample), tuple(requests), tuple(responses))
 
-    def render_prompt(self, sample: Sample, shots: Sequence[Sample]) -> str:
+    def render_prompt(self, sample: Sample) -> str:
         return "\n\n".join(f"[turn {i + 1}] {q}" for i, q in enumerate(self.turns(sample)))
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from evalkit.data import load_hub, local_dir, parse_answer_index, read_jsonl, read_text
 from evalkit.errors import DataError
-from evalkit.multiple_choice import MultipleChoiceTask
+from evalkit.families.multiple_choice import MultipleChoiceTask
 from evalkit.task import DataSource, TaskData, register_task
 from evalkit.types import Sample
 
@@ -158,7 +158,7 @@ def _read_parquet(paths: Sequence[Path]) -> list[dict[str, Any]]:
     return rows
 
 
-register_task("race", partial(Race, "race", LEVELS))
-register_task("race_text", partial(RaceText, "race_text", LEVELS))
+register_task("race", partial(Race, "race", LEVELS), group="race")
+register_task("race_text", partial(RaceText, "race_text", LEVELS), group="race")
 for _level in LEVELS:
-    register_task(f"race_{_level}", partial(Race, f"race_{_level}", (_level,)))
+    register_task(f"race_{_level}", partial(Race, f"race_{_level}", (_level,)), group="race")

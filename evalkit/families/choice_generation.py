@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from evalkit.families.multiple_choice import MultipleChoiceTask, aggregate_multiple_choice
+from evalkit.log.records import SampleRecord
 from evalkit.metrics.calibration import softmax
 from evalkit.metrics.stats import wilson_interval
-from evalkit.multiple_choice import MultipleChoiceTask, aggregate_multiple_choice
-from evalkit.task import DataSource, ScoredRecord, TaskData, TaskResults
+from evalkit.task import Built, DataSource, TaskData, TaskResults
 from evalkit.types import (
     CHOICE_LOGPROBS,
     GENERATE,
@@ -56,7 +57,8 @@ def extract_letter(text: str, n_choices: int) -> str | None:
 class GenerativeChoiceTask(MultipleChoiceTask):
     requires = frozenset({GENERATE})
 
-    def __init__(self, name: str, base: MultipleChoiceTask, instruction: str, max_tokens: int = 16) -> None:
+    def __init__(self, name: str, base: MultipleChoiceTask, instruction: str, max_tokens: int = 16,
+                 *, use_choice_logprobs: bool = False) -> None:
         self.name = name
         self.base = base
         self.instruction = instruction
@@ -65,28 +67,34 @@ class GenerativeChoiceTask(MultipleChoiceTask):
         self.prompt_format = f"evalkit chat letter answer over [{base.prompt_format}]"
         self.categories = base.categories
         self.limit_per_subtask = base.limit_per_subtask
-        self.use_choice_logprobs = False
+        #: ask first-token logprobs for the option probabilities (calibration) too
+        self.use_choice_logprobs = use_choice_logprobs
 
-    def configure_for(self, capabilities: frozenset[str]) -> None:
-        self.use_choice_logprobs = CHOICE_LOGPROBS in capabilities
+    def with_capabilities(self, capabilities: frozenset[str]) -> GenerativeChoiceTask:
+        wanted = CHOICE_LOGPROBS in capabilities
+        if wanted == self.use_choice_logprobs:
+            return self
+        copy = GenerativeChoiceTask(self.name, self.base, self.instruction, self.max_tokens,
+                                    use_choice_logprobs=wanted)
+        copy.parameters = self.parameters
+        return copy
 
     def load(self, source: DataSource) -> TaskData:
-        data = self.base.load(source)
-        self.categories = self.base.categories
-        return data
+        return self.base.load(source)
 
     def render_prompt(self, sample: Sample, shots: Sequence[Sample]) -> str:
         # The base prompt ends with its answer cue ("Answer:", "答案："); ask for a letter instead.
         body = self.base.render_prompt(sample, shots).rsplit("\n", 1)[0]
         return f"{body}\n\n{self.instruction}"
 
-    def requests_for_prompt(self, sample: Sample, prompt: str) -> tuple[Request, ...]:
+    def build(self, sample: Sample, shots: Sequence[Sample]) -> Built:
+        prompt = self.render_prompt(sample, shots)
         messages = (Message("user", prompt),)
         params = GenerationParams(max_tokens=self.max_tokens, temperature=0.0)
         requests: list[Request] = [GenerateRequest(messages, params)]
         if self.use_choice_logprobs:
             requests.append(ChoiceLogprobsRequest(messages, tuple(LETTERS[: len(sample.choices)])))
-        return tuple(requests)
+        return Built(prompt, tuple(requests))
 
     def score(self, sample: Sample, responses: Sequence[Response]) -> Score:
         reply = responses[0].text or ""
@@ -98,13 +106,13 @@ class GenerativeChoiceTask(MultipleChoiceTask):
             extras["probs"] = [round(float(p), 8) for p in softmax(np.asarray(responses[1].choice_logprobs))]
         return Score(value=float(pred == gold), extracted=letter, extras=extras)
 
-    def aggregate(self, records: Sequence[ScoredRecord], seed: int = 0) -> TaskResults:
+    def aggregate(self, records: Sequence[SampleRecord], seed: int = 0) -> TaskResults:
         results = aggregate_multiple_choice(records, self.categories, seed=seed)
         scored = [r for r in records if r.score is not None]
-        if scored:
-            invalid = sum(1 for r in scored if r.score and not r.score.extras.get("valid"))
-            low, high = wilson_interval(invalid, len(scored))
-            results.overall["invalid_answer_rate"] = MetricValue(
-                "invalid_answer_rate", invalid / len(scored), len(scored), low, high, "wilson",
-                higher_is_better=False, note="replies with no answer letter (scored wrong)")
-        return results
+        if not scored:
+            return results
+        invalid = sum(1 for r in scored if r.score and not r.score.extras.get("valid"))
+        low, high = wilson_interval(invalid, len(scored))
+        return results.with_overall({"invalid_answer_rate": MetricValue(
+            "invalid_answer_rate", invalid / len(scored), len(scored), low, high, "wilson",
+            higher_is_better=False, note="replies with no answer letter (scored wrong)")})

@@ -1,4 +1,4 @@
-"""The run log: one JSONL file per (model, task), the single source of truth.
+"""Reading and writing run logs: one JSONL file per (model, task), the single source of truth.
 
 Line 1 is a header record (schema version, config, model fingerprint, package versions).
 Then one record per sample, appended as each finishes (one write per line, so a crash
@@ -18,17 +18,23 @@ from typing import Any
 
 from evalkit import jsonl
 from evalkit.errors import RunLogError
-
-SCHEMA = "evalkit.runlog"
-SCHEMA_VERSION = 1
+from evalkit.log.records import (
+    READABLE_VERSIONS,
+    SCHEMA,
+    HeaderRecord,
+    SampleRecord,
+    SummaryRecord,
+)
 
 
 @dataclass
 class RunLog:
+    """A log as read: its header, the latest record of each sample, the latest summary."""
+
     path: Path
-    header: dict[str, Any]
-    samples: dict[str, dict[str, Any]] = field(default_factory=dict)
-    summary: dict[str, Any] | None = None
+    header: HeaderRecord
+    samples: dict[str, SampleRecord] = field(default_factory=dict)
+    summary: SummaryRecord | None = None
     #: sample records in file order, superseded ones included (for auditing)
     record_count: int = 0
     #: byte offset of each sample's latest record
@@ -37,7 +43,7 @@ class RunLog:
     @property
     def finished_ids(self) -> set[str]:
         """Samples that need no more work: scored without error."""
-        return {sid for sid, rec in self.samples.items() if not rec.get("error")}
+        return {sid for sid, rec in self.samples.items() if not rec.error}
 
 
 def read_log(path: Path) -> RunLog:
@@ -57,22 +63,29 @@ def read_log(path: Path) -> RunLog:
     log: RunLog | None = None
     for line_no, offset, record in _records(path, data):
         if log is None:
-            log = RunLog(path, check_header(path, record))
+            log = RunLog(path, HeaderRecord.from_json(check_header(path, record)))
             continue
         rtype = record.get("type")
         if rtype == "sample":
             sid = record.get("id")
             if not isinstance(sid, str):
                 raise RunLogError(f"{path}:{line_no}: sample record without a string 'id'")
-            log.samples[sid] = record
+            log.samples[sid] = _sample_from_json(path, line_no, record)
             log.offsets[sid] = offset
             log.record_count += 1
         elif rtype == "summary":
-            log.summary = record
+            log.summary = SummaryRecord.from_json(record)
         else:
             raise RunLogError(f"{path}:{line_no}: unknown record type {rtype!r}")
     assert log is not None
     return log
+
+
+def _sample_from_json(path: Path, line_no: int, record: Mapping[str, Any]) -> SampleRecord:
+    try:
+        return SampleRecord.from_json(record)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunLogError(f"{path}:{line_no}: malformed sample record ({type(exc).__name__}: {exc})") from None
 
 
 def repair_log(path: Path) -> int:
@@ -112,9 +125,10 @@ def check_header(path: Path, record: Mapping[str, Any]) -> dict[str, Any]:
     if record.get("type") != "header" or record.get("schema") != SCHEMA:
         raise RunLogError(f"{path}:1: not an evalkit run log (no '{SCHEMA}' header record)")
     version = record.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
+        readable = ", ".join(map(str, READABLE_VERSIONS))
         raise RunLogError(
-            f"{path}:1: run-log schema_version {version!r} is not supported (this evalkit reads {SCHEMA_VERSION})"
+            f"{path}:1: run-log schema_version {version!r} is not supported (this evalkit reads {readable})"
         )
     for key in ("task", "model", "identity"):
         if key not in record:
@@ -126,7 +140,7 @@ def check_header(path: Path, record: Mapping[str, Any]) -> dict[str, Any]:
 class LogContent:
     """A finished log's content as its writer still holds it, so that readers such as the
     reports index need not parse the file again. `samples` and `offsets` are keyed by
-    sample id, in the order the ids first appear in the file."""
+    sample id, in the order the ids first appear in the file; records are as written (JSON)."""
 
     header: Mapping[str, Any]
     summary: Mapping[str, Any]
@@ -146,6 +160,7 @@ class LogWriter:
         self.sample_offsets: dict[str, int] = {}
 
     def append(self, record: Mapping[str, Any]) -> None:
+        """Append one record given as JSON (see `evalkit.log.records` for the typed forms)."""
         self.append_many([record])
 
     def _write(self, data: bytes) -> None:

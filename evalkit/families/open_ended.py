@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from evalkit.log.records import SampleRecord
 from evalkit.metrics.stats import mean_normal_interval, wilson_interval
-from evalkit.task import GroupMetrics, ScoredRecord, Task, TaskResults
+from evalkit.task import GroupMetrics, Task, TaskResults
 from evalkit.types import GENERATE, MetricValue, Response, Sample, Score
 
 
@@ -26,9 +27,9 @@ class OpenEndedTask(Task):
         answered = bool(texts) and all(t.strip() for t in texts)
         return Score(value=1.0 if answered else 0.0, extras={"chars": [len(t) for t in texts]})
 
-    def aggregate(self, records: Sequence[ScoredRecord], seed: int = 0) -> TaskResults:
+    def aggregate(self, records: Sequence[SampleRecord], seed: int = 0) -> TaskResults:
         scored = [r for r in records if r.score is not None and r.error is None]
-        by_subtask: dict[str, list[ScoredRecord]] = defaultdict(list)
+        by_subtask: dict[str, list[SampleRecord]] = defaultdict(list)
         for r in scored:
             by_subtask[r.subtask].append(r)
         overall = output_metrics(scored)
@@ -40,7 +41,7 @@ class OpenEndedTask(Task):
         return TaskResults(overall=overall, subtasks=subtasks)
 
 
-def output_metrics(records: Sequence[ScoredRecord]) -> GroupMetrics:
+def output_metrics(records: Sequence[SampleRecord]) -> GroupMetrics:
     """`answered` and `output_chars` (per turn when there are several turns)."""
     n = len(records)
     if n == 0:

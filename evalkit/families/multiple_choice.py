@@ -16,18 +16,18 @@ from typing import Any
 
 import numpy as np
 
+from evalkit.log.records import SampleRecord
 from evalkit.metrics import calibration as cal
 from evalkit.metrics.stats import (
     mean_normal_interval,
     stratified_macro_interval,
     wilson_interval,
 )
-from evalkit.task import GroupMetrics, ScoredRecord, Task, TaskResults
+from evalkit.task import Built, GroupMetrics, Task, TaskResults
 from evalkit.types import (
     LOGLIKELIHOOD,
     LoglikelihoodRequest,
     MetricValue,
-    Request,
     Response,
     Sample,
     Score,
@@ -37,7 +37,7 @@ BOOTSTRAP_RESAMPLES = 1000
 
 
 class MultipleChoiceTask(Task):
-    """Subclasses implement `load`, `render_prompt` and `continuations`."""
+    """Subclasses implement `load`, `render_prompt` and (for other than letter answers) `continuations`."""
 
     requires = frozenset({LOGLIKELIHOOD})
     headline_metric = "acc"
@@ -50,17 +50,12 @@ class MultipleChoiceTask(Task):
         """The scored continuation of each choice; default: ' A', ' B', ... (lm-eval style)."""
         return tuple(f" {chr(ord('A') + i)}" for i in range(len(sample.choices)))
 
-    def build_requests(self, sample: Sample, shots: Sequence[Sample]) -> tuple[Request, ...]:
-        return self.requests_for_prompt(sample, self.render_prompt(sample, shots))
+    def render_prompt(self, sample: Sample, shots: Sequence[Sample]) -> str:
+        raise NotImplementedError
 
-    def requests_and_prompt(self, sample: Sample, shots: Sequence[Sample]) -> tuple[tuple[Request, ...], str]:
+    def build(self, sample: Sample, shots: Sequence[Sample]) -> Built:
         prompt = self.render_prompt(sample, shots)
-        return self.requests_for_prompt(sample, prompt), prompt
-
-    def requests_for_prompt(self, sample: Sample, prompt: str) -> tuple[Request, ...]:
-        """The requests for an already rendered prompt: the one method subclasses that ask
-        differently (generative variants) override."""
-        return tuple(LoglikelihoodRequest(prompt, cont) for cont in self.continuations(sample))
+        return Built(prompt, tuple(LoglikelihoodRequest(prompt, cont) for cont in self.continuations(sample)))
 
     def score(self, sample: Sample, responses: Sequence[Response]) -> Score:
         lls = [r.logprob for r in responses]
@@ -76,16 +71,16 @@ class MultipleChoiceTask(Task):
             extras["acc_norm"] = float(max(range(len(per_byte)), key=per_byte.__getitem__) == gold)
         return Score(value=float(pred == gold), extracted=pred, extras=extras)
 
-    def aggregate(self, records: Sequence[ScoredRecord], seed: int = 0) -> TaskResults:
+    def aggregate(self, records: Sequence[SampleRecord], seed: int = 0) -> TaskResults:
         return aggregate_multiple_choice(records, self.categories, seed=seed)
 
 
 def aggregate_multiple_choice(
-    records: Sequence[ScoredRecord], categories: Mapping[str, str], seed: int = 0
+    records: Sequence[SampleRecord], categories: Mapping[str, str], seed: int = 0
 ) -> TaskResults:
     scored = [r for r in records if r.score is not None and r.error is None]
     errors = len(records) - len(scored)
-    by_subtask: dict[str, list[ScoredRecord]] = defaultdict(list)
+    by_subtask: dict[str, list[SampleRecord]] = defaultdict(list)
     for r in scored:
         by_subtask[r.subtask].append(r)
 
@@ -106,7 +101,7 @@ def aggregate_multiple_choice(
     return TaskResults(overall=overall, subtasks=subtasks, categories=category_metrics, details=details)
 
 
-def _grouped_metrics(groups: list[list[ScoredRecord]], seed: int) -> GroupMetrics:
+def _grouped_metrics(groups: list[list[SampleRecord]], seed: int) -> GroupMetrics:
     """Metrics over several subtasks: micro (over questions) and macro (over subtasks) accuracy."""
     flat = [r for g in groups for r in g]
     metrics = _group_metrics(flat, seed, with_ece=True)
@@ -122,7 +117,7 @@ def _grouped_metrics(groups: list[list[ScoredRecord]], seed: int) -> GroupMetric
     return metrics
 
 
-def _group_metrics(records: list[ScoredRecord], seed: int, *, with_ece: bool) -> GroupMetrics:
+def _group_metrics(records: list[SampleRecord], seed: int, *, with_ece: bool) -> GroupMetrics:
     n = len(records)
     if n == 0:
         return {}
@@ -173,7 +168,7 @@ def _ece_metrics(conf: np.ndarray, correct: np.ndarray, seed: int) -> GroupMetri
     return out
 
 
-def _reliability(records: list[ScoredRecord]) -> list[cal.ReliabilityBin]:
+def _reliability(records: list[SampleRecord]) -> list[cal.ReliabilityBin]:
     rows = [(max(r.score.extras["probs"]), r.score.value) for r in records
             if r.score and r.score.extras.get("probs")]
     if not rows:
