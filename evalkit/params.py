@@ -10,6 +10,8 @@ whether the model has a chat template).
 
 from __future__ import annotations
 
+import difflib
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +55,8 @@ class Param:
     def describe(self) -> str:
         kind = f"list of {self.kind.__name__}" if self.multiple else self.kind.__name__
         default = AUTO if self.default is None else _show(self.default)
-        extra = f"; one of {'|'.join(self.choices)}" if self.choices else ""
+        shown = "|".join(self.choices) if len(self.choices) <= 8 else f"{len(self.choices)} names"
+        extra = f"; one of {shown}" if self.choices else ""
         return f"{self.name} ({kind}, default {default}{extra}){': ' + self.help if self.help else ''}"
 
     def parse(self, raw: Sequence[str], task: str) -> Any:
@@ -70,7 +73,13 @@ class Param:
         if value is None:
             raise ConfigError(f"task {task!r}: -T {self.name}={text!r} is not {_article(self.kind)}")
         if self.choices and str(value) not in self.choices:
-            raise ConfigError(f"task {task!r}: -T {self.name}={text!r}: expected one of {', '.join(self.choices)}")
+            close = difflib.get_close_matches(str(value), self.choices, n=3, cutoff=0.6)
+            hint = (f"did you mean {' or '.join(close)}?" if close else
+                    f"expected one of {', '.join(self.choices)}" if len(self.choices) <= 8 else
+                    "see `evalkit list tasks --params`")
+            raise ConfigError(f"task {task!r}: -T {self.name}={text!r} is not a known value; {hint}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"task {task!r}: -T {self.name}={text!r} must be a finite number")
         if self.minimum is not None and value < self.minimum:
             raise ConfigError(f"task {task!r}: -T {self.name}={text!r} must be at least {_show(self.minimum)}")
         if self.maximum is not None and value > self.maximum:
@@ -113,17 +122,21 @@ def split_assignments(items: Sequence[str], tasks: Sequence[str], flag: str = "-
     return out
 
 
-def for_task(task: str, accepted: Sequence[str], assignments: Mapping[str, Mapping[str, tuple[str, ...]]]
-             ) -> dict[str, tuple[str, ...]]:
-    """The raw values one task receives: global keys it accepts, then its own keys."""
-    given = {k: v for k, v in assignments.get("", {}).items() if k in accepted}
+def for_task(task: str, accepted: Sequence[str], assignments: Mapping[str, Mapping[str, tuple[str, ...]]],
+             *, only_task: bool = False) -> dict[str, tuple[str, ...]]:
+    """The raw values one task receives: global keys it accepts (all of them when it is the
+    run's only task, so that an unknown key is reported by the task), then its own keys."""
+    given = {k: v for k, v in assignments.get("", {}).items() if only_task or k in accepted}
     given.update(assignments.get(task, {}))
     return given
 
 
 def check_global_keys(assignments: Mapping[str, Mapping[str, tuple[str, ...]]],
                       accepted_by_task: Mapping[str, Sequence[str]]) -> None:
-    """A `-T key=v` without a task prefix must be taken by at least one of the tasks."""
+    """A `-T key=v` without a task prefix must be taken by at least one of the tasks (with one
+    task, the task's own check names the parameters it accepts)."""
+    if len(accepted_by_task) == 1:
+        return
     for key in assignments.get("", {}):
         if not any(key in accepted for accepted in accepted_by_task.values()):
             tasks = ", ".join(accepted_by_task)

@@ -99,11 +99,20 @@ def list_tasks() -> str:
 
 def list_task_params() -> str:
     """Every task with parameters, and each parameter's type, default and meaning."""
-    blocks = []
+    blocks: list[str] = []
+    first_of_group: dict[str, tuple[str, dict[str, object]]] = {}
     for name in registry.tasks.names():
-        params = task_entry(name).params
-        if params:
-            blocks.append(name + "\n" + "\n".join(f"  -T {p.describe()}" for p in params))
+        entry = task_entry(name)
+        if not entry.params:
+            continue
+        defaults = {p.name: p.default for p in entry.params}
+        head = first_of_group.get(entry.group) if entry.group else None
+        if head is not None and list(head[1]) == list(defaults):  # a variant: only defaults differ
+            changed = ", ".join(f"{k}={v}" for k, v in defaults.items() if head[1][k] != v)
+            blocks[-1] += f"\n{name}: as {head[0]}, defaults {changed}"
+            continue
+        first_of_group.setdefault(entry.group, (name, defaults))
+        blocks.append(name + "\n" + "\n".join(f"  -T {p.describe()}" for p in entry.params))
     none = [n for n in registry.tasks.names() if not task_entry(n).params]
     tail = f"\n\n{len(none)} other tasks take no parameters." if none else ""
     return "\n\n".join(blocks) + tail

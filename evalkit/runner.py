@@ -77,7 +77,9 @@ def build_tasks(config: RunConfig, facts: ModelFacts) -> list[Task]:
     """The tasks with their parameters (`-T`), checked: unknown keys and bad values fail here."""
     accepted = {name: [p.name for p in task_entry(name).params] for name in config.tasks}
     check_global_keys(config.task_params, accepted)
-    return [get_task(name, for_task(name, accepted[name], config.task_params), facts) for name in config.tasks]
+    single = len(config.tasks) == 1
+    return [get_task(name, for_task(name, accepted[name], config.task_params, only_task=single), facts)
+            for name in config.tasks]
 
 
 def check_roles(tasks: Sequence[Task], spec: ModelSpec, facts: ModelFacts, roles: Mapping[str, ModelSpec]) -> None:

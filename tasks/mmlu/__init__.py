@@ -15,6 +15,7 @@ from evalkit.data import csv_records, load_hub, local_dir, parse_answer_index
 from evalkit.errors import DataError
 from evalkit.families.choice_generation import GenerativeChoiceTask
 from evalkit.families.multiple_choice import MultipleChoiceTask
+from evalkit.params import Param
 from evalkit.task import DataSource, TaskData, register_task
 from evalkit.tasks.mmlu.subjects import CATEGORIES, SUBJECT_CATEGORY
 from evalkit.types import Sample
@@ -124,9 +125,18 @@ def _read_hub(source: DataSource, subject: str, split: str) -> list[Sample]:
     ]
 
 
+def _subjects_param() -> Param:
+    return Param("subjects", str, (), "only these subjects (a list: -T subjects=anatomy|virology); "
+                 "default: all 57", choices=tuple(sorted(SUBJECT_CATEGORY)), multiple=True)
+
+
+def _mmlu(subjects: Sequence[str] = ()) -> MMLU:
+    return MMLU("mmlu", sorted(set(subjects)) if subjects else sorted(SUBJECT_CATEGORY))
+
+
 def _register() -> None:
     subjects = sorted(SUBJECT_CATEGORY)
-    register_task("mmlu", partial(MMLU, "mmlu", subjects), group="mmlu")
+    register_task("mmlu", _mmlu, (_subjects_param(),), group="mmlu")
     register_task("mmlu_text", partial(MMLUText, "mmlu_text", subjects), group="mmlu")
     register_task("mmlu_gen", lambda: GenerativeChoiceTask(
         "mmlu_gen", MMLU("mmlu", subjects), "Answer with the letter (A, B, C or D) of the correct option only."),
