@@ -55,7 +55,7 @@ def results_table(title: str, results: TaskResults | dict[str, Any], *, subtasks
 
 
 def show_logs(path: Path, *, as_json: bool, subtasks: bool) -> str:
-    entries = []
+    entries: list[dict[str, Any]] = []
     for log_path in find_logs(path):
         log = read_log(log_path)
         summary = log.summary

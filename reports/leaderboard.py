@@ -56,11 +56,13 @@ class Cell:
     source: str
     n_errors: int
     higher_is_better: bool = True
+    #: the metric's best value when it is a target (StereoSet's SS: 50): ranked by distance to it
+    ideal: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "value": _num(self.value), "ci": [_num(self.ci_low), _num(self.ci_high)],
                 "n": self.n, "ci_method": self.ci_method, "source": self.source, "n_errors": self.n_errors,
-                "higher_is_better": self.higher_is_better}
+                "higher_is_better": self.higher_is_better, **({"ideal": self.ideal} if self.ideal is not None else {})}
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,8 @@ def headline_cell(run: RunData) -> Cell:
     if isinstance(entry, dict) and summary.get("n_samples") == run.ids.size and _is_number(entry.get("value")):
         ci = entry.get("ci") or [None, None]
         return Cell(run.task, metric, float(entry["value"]), _float(ci[0]), _float(ci[1]), int(entry.get("n") or 0),
-                    str(entry.get("ci_method") or ""), "summary", n_errors, bool(entry.get("higher_is_better", True)))
+                    str(entry.get("ci_method") or ""), "summary", n_errors, bool(entry.get("higher_is_better", True)),
+                    _float(entry["ideal"]) if _is_number(entry.get("ideal")) else None)
     return _cell_from_samples(run, metric, n_errors)
 
 
@@ -188,15 +191,20 @@ def build_leaderboard(
     cells = {(r.model, r.task): headline_cell(r) for r in runset.runs}
     point = np.array([[cells[(m, t)].value if (m, t) in cells else np.nan for m in models] for t in tasks])
     hib = np.array([all(c.higher_is_better for (_, t2), c in cells.items() if t2 == t) for t in tasks], dtype=bool)
+    ideal = np.array([_task_ideal(cells, t) for t in tasks])
+    # a target metric is ranked by closeness to its ideal; it counts in win rate only (a mean of
+    # distances next to accuracies would mix scales)
+    hib = np.where(np.isnan(ideal), hib, method == "win_rate")
     chance = np.array([_chance(runset, t) for t in tasks])
-    agg_point = aggregate(method, point, chance, hib)
-    order = _order(models, agg_point if sort_by == "aggregate" else point[tasks.index(sort_by)])
+    ranked = toward_ideal(point, ideal)
+    agg_point = aggregate(method, ranked, chance, hib)
+    order = _order(models, agg_point if sort_by == "aggregate" else ranked[tasks.index(sort_by)])
     replicates, diffs = _bootstrap(runset, tasks, models, point, order, resamples, seed)
-    rep_agg = aggregate(method, replicates, chance, hib)
+    rep_agg = aggregate(method, toward_ideal(replicates, ideal), chance, hib)
     low, high = percentile_interval(rep_agg)
     rank_low, rank_high = percentile_interval(ranks_desc(rep_agg))
     point_rank = ranks_desc(agg_point)
-    weights = _difference_weights(method, chance, hib)
+    weights = _difference_weights(method, chance, hib & np.isnan(ideal))
     if sort_by != "aggregate":
         weights = np.array([1.0 if t == sort_by else 0.0 for t in tasks])
     rows = []
@@ -247,6 +255,20 @@ def _bootstrap(
             sample_diff = _row(matrix.values, row_of.get(a)) - _row(matrix.values, row_of.get(b))
             diffs[(a, b)].append(TaskDifference.from_replicates(sample_diff, reps[:, len(runs) + k]))
     return replicates, diffs
+
+
+def toward_ideal(values: NDArray[np.float64], ideal: NDArray[np.float64]) -> NDArray[np.float64]:
+    """values [..., T, M] with each target task's values replaced by −|value − ideal| (higher =
+    closer), so every ranking below can keep reading "higher is better"."""
+    has = ~np.isnan(ideal)
+    if not has.any():
+        return values
+    return np.where(has[:, None], -np.abs(values - np.nan_to_num(ideal)[:, None]), values)
+
+
+def _task_ideal(cells: dict[tuple[str, str], Cell], task: str) -> float:
+    ideals = {c.ideal for (_, t), c in cells.items() if t == task}
+    return float(ideals.pop()) if len(ideals) == 1 and None not in ideals else math.nan
 
 
 def _row(values: NDArray[np.float64], row: int | None) -> NDArray[np.float64]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from evalkit import jsonl
 from evalkit.errors import RunLogError
@@ -25,6 +25,8 @@ from evalkit.log.records import (
     SampleRecord,
     SummaryRecord,
 )
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -63,29 +65,31 @@ def read_log(path: Path) -> RunLog:
     log: RunLog | None = None
     for line_no, offset, record in _records(path, data):
         if log is None:
-            log = RunLog(path, HeaderRecord.from_json(check_header(path, record)))
+            log = RunLog(path, _parsed(path, line_no, HeaderRecord.from_json, check_header(path, record)))
             continue
         rtype = record.get("type")
         if rtype == "sample":
             sid = record.get("id")
             if not isinstance(sid, str):
                 raise RunLogError(f"{path}:{line_no}: sample record without a string 'id'")
-            log.samples[sid] = _sample_from_json(path, line_no, record)
+            log.samples[sid] = _parsed(path, line_no, SampleRecord.from_json, record)
             log.offsets[sid] = offset
             log.record_count += 1
         elif rtype == "summary":
-            log.summary = SummaryRecord.from_json(record)
+            log.summary = _parsed(path, line_no, SummaryRecord.from_json, record)
         else:
             raise RunLogError(f"{path}:{line_no}: unknown record type {rtype!r}")
     assert log is not None
     return log
 
 
-def _sample_from_json(path: Path, line_no: int, record: Mapping[str, Any]) -> SampleRecord:
+def _parsed(path: Path, line_no: int, parse: Callable[[Mapping[str, Any]], R], record: Mapping[str, Any]) -> R:
+    """A typed record; a RunLogError names the file and line of a malformed one."""
     try:
-        return SampleRecord.from_json(record)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RunLogError(f"{path}:{line_no}: malformed sample record ({type(exc).__name__}: {exc})") from None
+        return parse(record)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        kind = record.get("type", "record")
+        raise RunLogError(f"{path}:{line_no}: malformed {kind} record ({type(exc).__name__}: {exc})") from None
 
 
 def repair_log(path: Path) -> int:
