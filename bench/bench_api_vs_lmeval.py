@@ -52,7 +52,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from evalkit.choice_generation import extract_letter  # noqa: E402
+from evalkit.families.choice_generation import extract_letter  # noqa: E402
 from tests.api_support.fault_proxy import FaultProxy  # noqa: E402
 from tests.api_support.servers import MODEL_ALIAS, LlamaServer  # noqa: E402
 
@@ -87,7 +87,7 @@ def one_subject(shared: Path, subject: str, dest: Path) -> Path:
 #: (the built-in mmlu_gen spans all 57 subjects and --limit counts per subject)
 EVALKIT_ONE_SUBJECT = """
 import sys
-from evalkit.choice_generation import GenerativeChoiceTask
+from evalkit.families.choice_generation import GenerativeChoiceTask
 from evalkit.cli import main
 from evalkit.task import register_task
 from evalkit.tasks.mmlu import MMLU
@@ -143,7 +143,7 @@ def run_lmeval(url: str, items: list[dict[str, Any]], concurrency: int | None, w
 
 def bench_items(data: Path, subject: str, n: int) -> list[dict[str, Any]]:
     """The first n questions of the subject, rendered exactly as evalkit's mmlu_gen sends them."""
-    from evalkit.choice_generation import GenerativeChoiceTask
+    from evalkit.families.choice_generation import GenerativeChoiceTask
     from evalkit.task import DataSource
     from evalkit.tasks.mmlu import MMLU
 

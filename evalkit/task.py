@@ -52,7 +52,7 @@ class TaskData:
 Execute = Callable[[Sequence[Request]], Awaitable[list[Response]]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Built:
     """A sample's requests and its prompt as the model sees it (kept in the log)."""
 

@@ -91,7 +91,7 @@ class HeaderRecord:
                             extra=extra)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: tens of thousands live in a run; no __dict__ each
 class SampleRecord:
     """One finished sample: the item, the prompt, every request and response, the verdict."""
 
