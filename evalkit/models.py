@@ -113,7 +113,8 @@ def create_backend(spec: ModelSpec) -> Backend:
     except ImportError as exc:  # the backend's optional dependencies are missing
         hint = f"; install them with `pip install 'evalkit[{extra}]'`" if extra else ""
         raise BackendUnavailable(f"backend {spec.backend!r} cannot load ({exc}){hint}") from None
-    return factory(spec)
+    backend: Backend = factory(spec)
+    return backend
 
 
 def _parse_options(text: str, raw: str) -> dict[str, str]:

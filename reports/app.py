@@ -18,6 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from evalkit.errors import RunLogError
+from evalkit.log import find_logs
 from evalkit.reports import frames
 from evalkit.reports.bootstrap import paired_difference, task_matrix
 from evalkit.reports.leaderboard import METHODS, Leaderboard, build_leaderboard
@@ -42,7 +43,7 @@ def runs_dir() -> Path:
 def log_stamps(root: Path) -> tuple[Stamps, str | None]:
     """(path, size, mtime_ns) of every log: the cache key that notices changed logs."""
     try:
-        paths = frames.find_logs(root)
+        paths = find_logs(root)
     except RunLogError as exc:
         return (), str(exc)
     stamps = []

@@ -151,12 +151,12 @@ def aggregate(method: str, values: NDArray[np.float64], chance: NDArray[np.float
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a model with no tasks: NaN, no warning
         if method == "mean":
-            return np.nanmean(values[..., higher_is_better, :], axis=-2)
+            return np.asarray(np.nanmean(values[..., higher_is_better, :], axis=-2), dtype=np.float64)
         if method == "normalized":
             c = chance[higher_is_better][:, None]
-            return np.nanmean((values[..., higher_is_better, :] - c) / (1.0 - c), axis=-2)
+            return np.asarray(np.nanmean((values[..., higher_is_better, :] - c) / (1.0 - c), axis=-2), dtype=np.float64)
         if method == "win_rate":
-            return np.nanmean(_win_rates(values, higher_is_better), axis=-2)
+            return np.asarray(np.nanmean(_win_rates(values, higher_is_better), axis=-2), dtype=np.float64)
     raise ValueError(f"unknown aggregation method {method!r}; choose from {', '.join(METHODS)}")
 
 
@@ -268,7 +268,8 @@ def toward_ideal(values: NDArray[np.float64], ideal: NDArray[np.float64]) -> NDA
 
 def _task_ideal(cells: dict[tuple[str, str], Cell], task: str) -> float:
     ideals = {c.ideal for (_, t), c in cells.items() if t == task}
-    return float(ideals.pop()) if len(ideals) == 1 and None not in ideals else math.nan
+    only = ideals.pop() if len(ideals) == 1 else None
+    return float(only) if only is not None else math.nan
 
 
 def _row(values: NDArray[np.float64], row: int | None) -> NDArray[np.float64]:

@@ -273,12 +273,14 @@ class LoglikelihoodScorer:
         ids, positions = ids.to(self.device), positions.to(self.device)
         if not self.pack:  # plain rows only: let transformers build its own (sliding-window) masks
             mask2d = (segments >= 0).long().to(self.device)
-            return self.decoder(input_ids=ids, attention_mask=mask2d, use_cache=False).last_hidden_state
+            hidden: torch.Tensor = self.decoder(input_ids=ids, attention_mask=mask2d, use_cache=False).last_hidden_state
+            return hidden
         mask = self._packed_mask(segments.to(self.device), blocks.to(self.device), len(prefix))
         past = shared_prefix_cache(kv) if kv is not None else None
         out = self.decoder(input_ids=ids, attention_mask=mask, position_ids=positions,
                            past_key_values=past, use_cache=past is not None)
-        return out.last_hidden_state
+        last: torch.Tensor = out.last_hidden_state
+        return last
 
     def _packed_mask(self, segments: torch.Tensor, blocks: torch.Tensor, prefix_len: int) -> torch.Tensor:
         """Additive 4-D mask: causal within a block (one packed row), a continuation sees its
@@ -313,9 +315,9 @@ def shared_prefix_cache(kv: list[tuple[torch.Tensor, torch.Tensor]]) -> Any:
 def _shared_prefix_layer_class() -> type:
     from transformers.cache_utils import DynamicLayer
 
-    class SharedPrefixLayer(DynamicLayer):
+    class SharedPrefixLayer(DynamicLayer):  # type: ignore[no-untyped-call]  # untyped transformers base
         def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
-            super().__init__()
+            super().__init__()  # type: ignore[no-untyped-call]
             self.keys, self.values = keys, values  # what get_seq_length() reads
             self.prefix = (keys, values)
             self.dtype, self.device = keys.dtype, keys.device

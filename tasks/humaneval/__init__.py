@@ -167,7 +167,7 @@ _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 def extract_code(reply: str, entry_point: str) -> str:
     """The fenced block that defines `entry_point`, else the first Python (or untagged)
     block, else the reply itself."""
-    blocks = [(lang.lower(), body) for lang, body in _FENCE.findall(reply)]
+    blocks: list[tuple[str, str]] = [(str(lang).lower(), str(body)) for lang, body in _FENCE.findall(reply)]
     if not blocks:
         return reply
     for _, body in blocks:
