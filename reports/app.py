@@ -19,8 +19,9 @@ import streamlit as st
 
 from evalkit.errors import RunLogError
 from evalkit.log import find_logs
+from evalkit.metrics.paired import macro_paired_difference
 from evalkit.reports import frames
-from evalkit.reports.bootstrap import paired_difference, task_matrix
+from evalkit.reports.bootstrap import task_matrix
 from evalkit.reports.leaderboard import METHODS, Leaderboard, build_leaderboard
 from evalkit.reports.plots import figure_png, reliability_figure, subject_bars, subject_table
 from evalkit.reports.render import NOT_SIGNIFICANT, fmt, fmt_ci, header, row_cells
@@ -90,7 +91,7 @@ def comparison(stamps: Stamps, model_a: str, model_b: str) -> pd.DataFrame:
         matrix = task_matrix(task, [run_a, run_b])
         a, b = matrix.values
         both = ~(np.isnan(a) | np.isnan(b))
-        diff = paired_difference([(a, b)], [1.0], resamples=UI_RESAMPLES)
+        diff = macro_paired_difference([(a, b)], [1.0], resamples=UI_RESAMPLES)
         rows.append({
             "task": task, "shared samples": int(both.sum()),
             f"{model_a}": fmt(float(a[both].mean()) if both.any() else None),

@@ -20,17 +20,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from evalkit.metrics.stats import mean_normal_interval, wilson_interval
-from evalkit.reports.bootstrap import (
-    PairedDifference,
+from evalkit.metrics.paired import (
+    MacroPairedDifference,
     TaskDifference,
     bootstrap_weights,
     combine_differences,
     percentile_interval,
     ranks_desc,
     replicate_means,
-    task_matrix,
 )
+from evalkit.metrics.stats import mean_normal_interval, wilson_interval
+from evalkit.reports.bootstrap import task_matrix
 from evalkit.reports.frames import RunData, RunSet, SkippedLog
 
 METHODS = {
@@ -74,7 +74,7 @@ class Row:
     rank: int
     rank_interval: tuple[int, int]
     #: paired difference to the next row in the table's order (None for the last row)
-    vs_next: PairedDifference | None = None
+    vs_next: MacroPairedDifference | None = None
 
     @property
     def tied_with_next(self) -> bool:
