@@ -12,4 +12,4 @@ trap 'rm -rf "$FLAT"' EXIT
 echo "== mypy --strict (evalkit and its plugin packages; paths below are under evalkit/)"
 (cd "$FLAT" && "$PY" -m mypy --config-file "$ROOT/pyproject.toml" --strict -p evalkit)
 echo "== import contracts"
-(cd "$FLAT" && PYTHONPATH="$FLAT" "$ROOT/.venv/bin/lint-imports" --config "$ROOT/pyproject.toml" --no-cache)
+(cd "$FLAT" && PYTHONPATH="$FLAT" "$ROOT/.venv/bin/lint-imports" "$ROOT/pyproject.toml" --no-cache)
