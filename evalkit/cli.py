@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list tasks or models")
     lst.add_argument("what", choices=["tasks", "models"])
     lst.add_argument("--params", action="store_true", help="with `tasks`: each task's parameters (-T) and defaults")
+    lst.add_argument("--options", action="store_true", help="with `models`: each backend's --model-args and defaults")
     show = sub.add_parser("show", help="show the results of a run log or a directory of logs")
     show.add_argument("run", type=Path, metavar="RUN")
     show.add_argument("--json", action="store_true", help="machine-readable output")
@@ -162,7 +163,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         print(list_task_params())
         return 0
-    print(list_tasks() if args.what == "tasks" else list_models())
+    print(list_tasks() if args.what == "tasks" else list_models(options=args.options))
     return 0
 
 

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from evalkit.backends.facts import model_facts
-from evalkit.backends.openai_payloads import estimate_tokens
+from evalkit.backends.spec import estimate_tokens
 from evalkit.models import parse_model_spec
 from evalkit.plan import RunConfig
 from evalkit.pricing import Pricing

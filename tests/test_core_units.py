@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 from pathlib import Path
 
@@ -91,7 +92,12 @@ def test_failed_responses_are_not_cached(tmp_path: Path) -> None:
 
 def test_backend_with_missing_dependencies_is_a_clean_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from evalkit.errors import BackendUnavailable
+    from evalkit.models import backend_info
 
-    monkeypatch.setitem(registry.backends._entries, "hf", "evalkit.backends.no_such_module:create")
+    broken = dataclasses.replace(backend_info("hf"), factory="evalkit.backends.no_such_module:create")
+    monkeypatch.setitem(registry.backends._entries, "hf", broken)
     with pytest.raises(BackendUnavailable, match=r"backend 'hf' cannot load.*pip install 'evalkit\[hf\]'"):
         create_backend(parse_model_spec("hf:/models/x"))
+    monkeypatch.setitem(registry.backends._entries, "hf", "evalkit.backends.no_such_module:INFO")
+    with pytest.raises(BackendUnavailable, match=r"backend 'hf' cannot load"):
+        parse_model_spec("hf:/models/x")

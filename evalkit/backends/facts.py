@@ -13,9 +13,8 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
-from evalkit.models import EMBEDDED_MODELS, ModelSpec
+from evalkit.models import EMBEDDED_MODELS, ModelSpec, backend_info
 from evalkit.params import ModelFacts
-from evalkit.types import GENERATE, LOGLIKELIHOOD
 
 CHAT_TEMPLATE_KEY = "tokenizer.chat_template"
 #: GGUF value types with a fixed size (bytes) -> struct format
@@ -24,21 +23,9 @@ _STRING, _ARRAY = 8, 9
 
 
 def model_facts(spec: ModelSpec) -> ModelFacts:
-    if spec.backend in ("openai", "openai-compat"):
-        from evalkit.backends.openai_api import declared_capabilities
-
-        return ModelFacts(True, declared_capabilities(spec.options), "a chat API")
-    if spec.backend == "mock":
-        from evalkit.backends.mock import declared_capabilities as mock_capabilities
-
-        chat = spec.options.get("chat_template", "").lower() in ("1", "true", "yes")
-        return ModelFacts(chat, mock_capabilities(dict(spec.options)),
-                          "mock chat_template=true" if chat else "mock without chat_template")
-    if spec.backend == "replay":
-        return ModelFacts(False, frozenset({GENERATE}), "replayed outputs: completion format")
-    capabilities = frozenset({GENERATE, LOGLIKELIHOOD}) | (frozenset({"embed"}) if spec.backend == "hf" else frozenset())
-    chat, reason = local_chat_template(spec.target)
-    return ModelFacts(chat, capabilities, reason)
+    info = backend_info(spec.backend)
+    chat, reason = info.chat(spec) if info.chat else local_chat_template(spec.target)
+    return ModelFacts(chat, info.capabilities(spec.options), reason)
 
 
 def local_chat_template(target: str) -> tuple[bool, str]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.backends.base import BaseBackend, reject_unknown_options
+from evalkit.backends.spec import BackendInfo, Option, fixed
 from evalkit.embedded import (
     convert_gguf_to_hf,
     file_sha256,
@@ -268,3 +269,18 @@ def _positive_int(options: dict[str, str], name: str, default: int) -> int:
 
 def create(spec: ModelSpec) -> HFBackend:
     return HFBackend(spec)
+
+
+INFO = BackendInfo(
+    "hf", "transformers (CUDA if present, else CPU)", "evalkit.backends.hf:create", "hf:DIR|HUB_ID|NAME",
+    fixed(GENERATE, LOGLIKELIHOOD, EMBED),
+    options=(
+        Option("dtype", str, "auto", "auto (bf16 on CUDA or CPUs with native bf16, else fp32), float32, bfloat16, float16"),
+        Option("batch_size", int, 16, "rows per forward pass"),
+        Option("device", str, "", "cuda or cpu (default: cuda if available)"),
+        Option("scoring", str, "packed", "packed (shared contexts computed once) or plain (one row per request)"),
+        Option("max_length", int, "", "context window (default: the model's)"),
+        Option("revision", str, "", "hub revision"),
+    ),
+    extra="hf", probe="transformers",
+)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from evalkit.backends.base import BaseBackend, reject_unknown_options
+from evalkit.backends.spec import BackendInfo, Option, fixed
 from evalkit.embedded import file_sha256, gguf_path, is_embedded
 from evalkit.errors import BackendUnavailable, ConfigError
 from evalkit.models import ModelSpec
@@ -177,3 +178,15 @@ def _int_option(options: dict[str, str], name: str, default: int) -> int:
 
 def create(spec: ModelSpec) -> LlamaCppBackend:
     return LlamaCppBackend(spec)
+
+
+INFO = BackendInfo(
+    "gguf", "llama.cpp through llama-cpp-python", "evalkit.backends.llamacpp:create", "gguf:FILE|NAME",
+    fixed(GENERATE, LOGLIKELIHOOD),
+    options=(
+        Option("n_ctx", int, DEFAULT_N_CTX, "context window"),
+        Option("n_threads", int, "", "threads (default: the cores this process may use)"),
+        Option("n_batch", int, 512, "prompt tokens per llama.cpp batch"),
+    ),
+    extra="gguf", probe="llama_cpp",
+)

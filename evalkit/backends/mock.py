@@ -21,11 +21,12 @@ import asyncio
 import json
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from evalkit.backends.base import BaseBackend
+from evalkit.backends.spec import BackendInfo, Option
 from evalkit.errors import ConfigError
 from evalkit.models import ModelSpec
 from evalkit.types import (
@@ -33,6 +34,7 @@ from evalkit.types import (
     EMBED,
     GENERATE,
     LOGLIKELIHOOD,
+    Capability,
     ChoiceLogprobsRequest,
     EmbedRequest,
     GenerateRequest,
@@ -47,21 +49,21 @@ from evalkit.types import (
 EMBED_DIM = 16
 
 
-ALL_CAPABILITIES = frozenset({GENERATE, LOGLIKELIHOOD, EMBED, CHOICE_LOGPROBS})
+ALL_CAPABILITIES: frozenset[Capability] = frozenset({GENERATE, LOGLIKELIHOOD, EMBED, CHOICE_LOGPROBS})
 OPTIONS = {"seed", "delay", "calls_file", "fail_rate", "chunk", "answers", "capabilities", "chat_template"}
 
 
-def declared_capabilities(options: dict[str, str]) -> frozenset[str]:
+def declared_capabilities(options: Mapping[str, str]) -> frozenset[Capability]:
     """The capabilities a mock with these options offers (known before it is created)."""
     raw = options.get("capabilities", "")
     if not raw:
         return ALL_CAPABILITIES
-    wanted = frozenset(c.strip() for c in raw.split("|") if c.strip())
+    wanted = {c.strip() for c in raw.split("|") if c.strip()}
     unknown = wanted - ALL_CAPABILITIES
     if unknown:
         raise ConfigError(f"--model mock: unknown capabilities {', '.join(sorted(unknown))} "
                           f"(known: {', '.join(sorted(ALL_CAPABILITIES))})")
-    return wanted
+    return frozenset(c for c in ALL_CAPABILITIES if c in wanted)
 
 
 class MockBackend(BaseBackend):
@@ -180,3 +182,25 @@ def request_digest(request: Request) -> str:
 
 def create(spec: ModelSpec) -> MockBackend:
     return MockBackend(dict(spec.options))
+
+
+INFO = BackendInfo(
+    "mock", "scripted deterministic backend for tests and harness benchmarks", "evalkit.backends.mock:create",
+    "mock[:key=value,...]", declared_capabilities,
+    options=(
+        Option("seed", int, 0, "changes every answer"),
+        Option("delay", float, 0.0, "seconds of sleep per batch"),
+        Option("calls_file", str, "", "append one line per answered request"),
+        Option("fail_rate", float, 0.0, "share of requests answered with an error"),
+        Option("chunk", int, 512, "samples per chunk"),
+        Option("answers", str, "", "JSON file of {substring: reply}"),
+        Option("capabilities", str, "all", "offer only these, e.g. generate|embed"),
+        Option("chat_template", bool, False, "report a chat template"),
+    ),
+    needs_target=False, options_in_spec=True, chat=lambda spec: _chat_option(spec.options),
+)
+
+
+def _chat_option(options: Mapping[str, str]) -> tuple[bool, str]:
+    chat = options.get("chat_template", "").lower() in ("1", "true", "yes")
+    return chat, "mock chat_template=true" if chat else "mock without chat_template"

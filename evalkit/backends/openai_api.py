@@ -49,6 +49,7 @@ from urllib.parse import urlsplit
 
 from evalkit.backends import openai_payloads as payloads
 from evalkit.backends.base import BaseBackend
+from evalkit.backends.spec import BackendInfo, Option
 from evalkit.errors import BackendUnavailable, ConfigError
 from evalkit.models import ModelSpec
 from evalkit.pricing import Pricing
@@ -67,6 +68,7 @@ from evalkit.types import (
     CHOICE_LOGPROBS,
     GENERATE,
     LOGLIKELIHOOD,
+    Capability,
     ChoiceLogprobsRequest,
     GenerateRequest,
     LoglikelihoodRequest,
@@ -295,14 +297,18 @@ class OpenAIBackend(BaseBackend):
         return data
 
 
-def declared_capabilities(options: Mapping[str, str]) -> frozenset[str]:
+def declared_capabilities(options: Mapping[str, str]) -> frozenset[Capability]:
     """What an API backend with these options can do (also used by --dry-run)."""
     def on(name: str, default: bool) -> bool:
         value = options.get(name, "").strip().lower()
         return default if not value else value in ("1", "true", "yes")
 
-    return frozenset({GENERATE} | ({CHOICE_LOGPROBS} if on("choice_logprobs", True) else set())
-                     | ({LOGLIKELIHOOD} if on("echo_loglikelihood", False) else set()))
+    caps: set[Capability] = {GENERATE}
+    if on("choice_logprobs", True):
+        caps.add(CHOICE_LOGPROBS)
+    if on("echo_loglikelihood", False):
+        caps.add(LOGLIKELIHOOD)
+    return frozenset(caps)
 
 
 class _Options:
@@ -424,3 +430,44 @@ def create(spec: ModelSpec) -> OpenAIBackend:
             raise ConfigError(f"--model {spec.raw!r}: the base URL is in the spec; drop --model-args base_url")
         return OpenAIBackend("openai-compat", model, base_url, spec.options)
     return OpenAIBackend("openai", spec.target, None, spec.options)
+
+
+def _api_options() -> tuple[Option, ...]:
+    return (
+        Option("base_url", str, "", "another OpenAI-compatible endpoint (openai: only)"),
+        Option("api_key_env", str, "OPENAI_API_KEY for openai:", "environment variable holding the key"),
+        Option("timeout", float, 120.0, "seconds per attempt"),
+        Option("max_attempts", int, 8, "attempts per request (retries with backoff and jitter)"),
+        Option("concurrency", int, 8, "requests in flight at the start (adaptive)"),
+        Option("max_concurrency", int, 64, "most requests in flight"),
+        Option("min_concurrency", int, 1, "fewest requests in flight"),
+        Option("rpm", float, 0.0, "client-side requests per minute (0: none)"),
+        Option("tpm", float, 0.0, "client-side tokens per minute (0: none)"),
+        Option("price_prompt_per_1k", float, 0.0, "dollars per 1k prompt tokens (cost accounting)"),
+        Option("price_completion_per_1k", float, 0.0, "dollars per 1k completion tokens"),
+        Option("top_logprobs", int, 20, "alternatives asked per token for choice_logprobs"),
+        Option("echo_loglikelihood", bool, False, "loglikelihood through echo logprobs (servers where they are right)"),
+        Option("first_token_logprobs", str, "shared (openai:), paired (openai-compat:)", "shared, paired or separate"),
+        Option("choice_logprobs", bool, True, "option probabilities from first-token logprobs"),
+    )
+
+
+def _compat_target(target: str) -> str | None:
+    base_url, _, model = target.rpartition("#")
+    return None if base_url and model else "expected openai-compat:<base_url>#<model>"
+
+
+REFUSED = {"api_key": "it would be logged; put the key in an environment variable and pass api_key_env=NAME"}
+
+
+def _chat_api(spec: ModelSpec) -> tuple[bool, str]:
+    return True, "a chat API"
+
+
+INFO = BackendInfo("openai", "the OpenAI API (key from OPENAI_API_KEY)", "evalkit.backends.openai_api:create",
+                   "openai:MODEL", declared_capabilities, options=_api_options(), extra="openai", probe="openai",
+                   chat=_chat_api, refused=REFUSED)
+INFO_COMPAT = BackendInfo("openai-compat", "any OpenAI-compatible server (vLLM, llama.cpp, TGI, Ollama)",
+                          "evalkit.backends.openai_api:create", "openai-compat:URL#MODEL", declared_capabilities,
+                          options=_api_options(), extra="openai", probe="httpx", check_target=_compat_target,
+                          chat=_chat_api, refused=REFUSED)

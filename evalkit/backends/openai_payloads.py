@@ -14,6 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from evalkit.backends.spec import (
+    estimate_tokens as estimate_tokens,  # re-exported: payloads.estimate_tokens
+)
 from evalkit.types import GenerationParams, Message, Prompt, Usage, canonical_json
 
 
@@ -202,16 +205,3 @@ def echo_loglikelihood(body: Mapping[str, Any], context_chars: int) -> tuple[flo
     if count == 0:
         raise ValueError("echo response has no continuation tokens")
     return total, greedy, count
-
-
-def estimate_tokens(text_or_messages: Prompt) -> int:
-    """A rough token count for budgets and --dry-run: 4 ASCII characters per token, and a
-    token per other character (CJK text takes about one or more tokens per character)."""
-    if isinstance(text_or_messages, str):
-        return max(1, _text_tokens(text_or_messages))
-    return sum(4 + _text_tokens(m.content) for m in text_or_messages)
-
-
-def _text_tokens(text: str) -> int:
-    ascii_chars = sum(1 for c in text if c < "\x80")
-    return ascii_chars // 4 + (len(text) - ascii_chars)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.backends.base import BaseBackend
+from evalkit.backends.spec import BackendInfo, Option, fixed
 from evalkit.errors import ConfigError, DataError
 from evalkit.models import ModelSpec
 from evalkit.replay_formats import StoredOutputs, read_stored_outputs
@@ -157,3 +158,15 @@ def create(spec: ModelSpec) -> ReplayBackend:
     if not path.is_file():
         raise DataError(f"--model replay:{spec.target}: no such file")
     return ReplayBackend(path, dict(spec.options))
+
+
+INFO = BackendInfo(
+    "replay", "stored outputs generated elsewhere (human-eval, AlpacaEval, MT-Bench, evalkit JSONL)",
+    "evalkit.backends.replay:create", "replay:FILE", fixed(GENERATE),
+    chat=lambda spec: (False, "replayed outputs: completion format"),
+    options=(
+        Option("format", str, "auto", "evalkit, humaneval, alpaca_eval or mt_bench (default: detected)"),
+        Option("name", str, "", "model name for the log (default: from the file)"),
+        Option("task", str, "", "replay one task of an evalkit file that holds several"),
+    ),
+)
