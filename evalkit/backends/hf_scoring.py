@@ -24,36 +24,20 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from evalkit.backends.tokens import Tokens, common_prefix
+from evalkit.backends.tokens import lm_eval_encode_pair as lm_eval_encode_pair  # re-exported
 
 #: shortest shared prefix worth a separate KV-cache pass (an MMLU subject header is ~15)
 MIN_SHARED_PREFIX = 8
 #: target length of a packed bin: long enough that short rows need no padding, short enough
 #: that attention over the whole bin (a mask hides other rows, it does not skip them) stays cheap
 PACK_WIDTH = 256
-Tokens = tuple[int, ...]
-
-
-def lm_eval_encode_pair(encode: Callable[[str], list[int]], context: str, continuation: str,
-                        prefix_token_id: int) -> tuple[Tokens, Tokens]:
-    """lm-eval's `_encode_pair` (and its empty-context rule): trailing whitespace of the
-    context moves to the continuation; the continuation is what encoding the whole adds."""
-    if context == "":
-        cont = encode(continuation)
-        if cont and cont[0] == prefix_token_id:
-            return tuple(cont[:1]), tuple(cont[1:])
-        return (prefix_token_id,), tuple(cont)
-    n_spaces = len(context) - len(context.rstrip())
-    if n_spaces:
-        continuation = context[-n_spaces:] + continuation
-        context = context[:-n_spaces]
-    whole = encode(context + continuation)
-    ctx = encode(context)
-    return tuple(ctx), tuple(whole[len(ctx):])
 
 
 @dataclass
@@ -145,7 +129,7 @@ def shared_prefix_families(contexts: Sequence[Tokens]) -> list[tuple[int, list[T
     shared = 0
     for ctx in ordered:
         if run:
-            common = _common_prefix(run[-1], ctx)
+            common = common_prefix(run[-1], ctx)
             if common >= MIN_SHARED_PREFIX and (len(run) == 1 or 4 * common >= 3 * shared):
                 shared = common if len(run) == 1 else min(shared, common)
                 run.append(ctx)
@@ -163,14 +147,6 @@ def _close_family(run: list[Tokens], shared: int) -> tuple[int, list[Tokens]]:
     # every row keeps at least one context token of its own (it predicts the first answer token)
     shared = min(shared, min(len(c) for c in run) - 1)
     return (shared if shared >= MIN_SHARED_PREFIX else 0), run
-
-
-def _common_prefix(a: Tokens, b: Tokens) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 class LoglikelihoodScorer:

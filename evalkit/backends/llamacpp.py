@@ -10,7 +10,7 @@ logits row *before* each continuation token. (llama.cpp's OpenAI-compatible serv
 `echo=True` reads each token's logprob from its own row, one position off: never used.)
 Requests are scored in sorted order and the KV cache keeps the longest common prefix with
 the previous request, so a question's choices and a subject's few-shot block are evaluated
-once. Tokenization follows lm-eval's rules (see hf_scoring.lm_eval_encode_pair).
+once. Tokenization follows lm-eval's rules (see tokens.lm_eval_encode_pair).
 
 llama-cpp-python must be built with safe CPU flags (README, .ci/setup.sh): its default
 native build crashes on some of the CPUs evalkit runs on.
@@ -28,6 +28,7 @@ import numpy as np
 
 from evalkit.backends.base import BaseBackend, reject_unknown_options
 from evalkit.backends.spec import BackendInfo, Option, fixed
+from evalkit.backends.tokens import common_prefix
 from evalkit.embedded import file_sha256, gguf_path, is_embedded
 from evalkit.errors import BackendUnavailable, ConfigError
 from evalkit.models import ModelSpec
@@ -99,7 +100,7 @@ class LlamaCppBackend(BaseBackend):
         return list(self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False))
 
     async def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[Response]:
-        from evalkit.backends.hf_scoring import lm_eval_encode_pair
+        from evalkit.backends.tokens import lm_eval_encode_pair  # no torch: the gguf extra has none
 
         pairs = [lm_eval_encode_pair(self.encode, r.context, r.continuation, self.prefix_token_id)
                  for r in requests]
@@ -116,7 +117,7 @@ class LlamaCppBackend(BaseBackend):
             return 0.0, True
         fed = (ctx + cont)[-(self.n_ctx + 1):][:-1]  # lm-eval's left truncation
         llm = self.llm
-        keep = _common_prefix(llm.input_ids[: llm.n_tokens].tolist(), fed)
+        keep = common_prefix(llm.input_ids[: llm.n_tokens].tolist(), fed)
         if keep < len(fed):
             llm.n_tokens = keep  # eval() drops the KV cache beyond this point
             llm.eval(fed[keep:])
@@ -132,7 +133,7 @@ class LlamaCppBackend(BaseBackend):
         return [self._generate_one(r) for r in requests]
 
     def _generate_one(self, request: GenerateRequest) -> Response:
-        from evalkit.backends.hf import derived_seed
+        from evalkit.backends.tokens import derived_seed
 
         params = request.params
         kwargs: dict[str, Any] = {
@@ -157,14 +158,6 @@ class LlamaCppBackend(BaseBackend):
         llm, self.llm = self.llm, None
         if llm is not None:
             llm.close()
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 def _int_option(options: dict[str, str], name: str, default: int) -> int:
