@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from evalkit import registry
 from evalkit.data import resolve_data_dir
@@ -36,15 +38,25 @@ LIMIT_HELP = (
 )
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with evalkit's error form: one line, `evalkit: error: ...`, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("evalkit").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"evalkit: error: {where}{message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="evalkit", description="Evaluate and benchmark LLMs.")
+    parser = ArgumentParser(prog="evalkit", description="Evaluate and benchmark LLMs.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     _add_run(sub)
     lst = sub.add_parser("list", help="list tasks or models")
     lst.add_argument("what", choices=["tasks", "models"])
     lst.add_argument("--params", action="store_true", help="with `tasks`: each task's parameters (-T) and defaults")
     lst.add_argument("--options", action="store_true", help="with `models`: each backend's --model-args and defaults")
+    lst.add_argument("--subtasks", action="store_true", help="with `tasks`: every subtask and variant too")
     show = sub.add_parser("show", help="show the results of a run log or a directory of logs")
     show.add_argument("run", type=Path, metavar="RUN")
     show.add_argument("--json", action="store_true", help="machine-readable output")
@@ -92,6 +104,30 @@ def _add_run(sub: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit codes: 0 ok, 1 samples failed or an unexpected error, 2 bad input, 130 interrupted.
+    Nothing ends in a bare traceback unless -v asks for it; a closed pipe ends quietly."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in args_list or "--verbose" in args_list
+    try:
+        return _dispatch(args_list)
+    except EvalkitError as exc:
+        print(f"evalkit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("evalkit: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except Exception as exc:  # a bug or an environment problem: one line, the traceback on -v
+        if verbose:
+            traceback.print_exc()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        hint = "" if verbose else " (run with -v for the traceback)"
+        print(f"evalkit: error: {type(exc).__name__}: {first}{hint}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(argv: Sequence[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -102,17 +138,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": cmd_run, "list": cmd_list, "show": cmd_show, "score": cmd_score,
     }
+    if args.command in handlers:
+        return handlers[args.command](args)
+    command: Any = registry.commands.get(args.command)
+    return int(command.run(args))
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader went away (`evalkit list tasks | head -1`): no traceback, and no second
+    error when Python flushes stdout at exit. Exit 0, as `yes | head` users expect."""
     try:
-        if args.command in handlers:
-            return handlers[args.command](args)
-        command: Any = registry.commands.get(args.command)
-        return int(command.run(args))
-    except EvalkitError as exc:
-        print(f"evalkit: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("evalkit: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -163,7 +203,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         print(list_task_params())
         return 0
-    print(list_tasks() if args.what == "tasks" else list_models(options=args.options))
+    print(list_tasks(subtasks=args.subtasks) if args.what == "tasks" else list_models(options=args.options))
     return 0
 
 

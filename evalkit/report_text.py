@@ -78,19 +78,27 @@ def show_logs(path: Path, *, as_json: bool, subtasks: bool) -> str:
     return "\n\n".join(blocks) if blocks else f"no run logs under {path}"
 
 
-def list_tasks() -> str:
+#: members of a task family listed without --subtasks: the family itself and its prompt forms
+_HEADLINE_SUFFIXES = ("", "_text", "_gen", "_chat")
+
+
+def list_tasks(*, subtasks: bool = False) -> str:
+    """One row per task; a family's subtasks (MMLU subjects, C-Eval subjects, HumanEval's
+    n-sample variants) are counted under it unless `subtasks` asks for them all."""
     rows = []
-    grouped: dict[str, int] = {}
+    hidden: dict[str, list[str]] = {}
     for name in registry.tasks.names():
-        base = name.split("_")[0]
-        if name.startswith(("mmlu_", "race_")) and name not in ("mmlu_text", "race_text") and "_" in name:
-            grouped[base] = grouped.get(base, 0) + 1
+        group = task_entry(name).group
+        if group and not subtasks and name not in {group + s for s in _HEADLINE_SUFFIXES}:
+            hidden.setdefault(group, []).append(name)
             continue
         task = get_task(name)
         rows.append([name, task.prompt_format, ",".join(sorted(task.requires)), task.description])
     text = _table(rows, ["task", "prompt format", "needs", "description"])
-    extra = "; ".join(f"{base}_<name>: {n} subtask/category tasks" for base, n in sorted(grouped.items()))
-    return text + (f"\n\nalso {extra} (e.g. mmlu_anatomy, mmlu_stem, race_high)" if extra else "")
+    if hidden:
+        lines = [f"  {group}: {len(names)} more (e.g. {', '.join(names[:2])})" for group, names in sorted(hidden.items())]
+        text += "\n\nsubtasks and variants (`evalkit list tasks --subtasks` lists them):\n" + "\n".join(lines)
+    return text
 
 
 def list_task_params() -> str:

@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -55,6 +57,7 @@ async def run(config: RunConfig) -> list[TaskOutcome]:
 
 
 async def _run(config: RunConfig) -> list[TaskOutcome]:
+    check_output_dir(config.output_dir)
     spec = parse_model_spec(config.model, config.model_args)
     role_specs = parse_roles(config)
     facts = model_facts(spec)
@@ -81,6 +84,21 @@ async def _run(config: RunConfig) -> list[TaskOutcome]:
         finally:
             for b in backends.values():
                 await b.aclose()
+
+
+def check_output_dir(path: Path) -> None:
+    """--output-dir must be a folder evalkit can create and write: checked before anything loads."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--output-dir {path}: exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--output-dir {path}: cannot create it ({exc.strerror or exc})") from None
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--output-dir {path}: cannot write there ({exc.strerror or exc})") from None
 
 
 def parse_roles(config: RunConfig) -> dict[str, ModelSpec]:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from evalkit import registry
+from evalkit.errors import ConfigError
 from evalkit.log import LogContent
 
 FORMATS = ("table", "md", "csv", "html", "json")
@@ -38,6 +39,7 @@ class LeaderboardCommand:
 
         if args.resamples < 10:
             raise ConfigError("--resamples must be at least 10")
+        _check_runs_path(args.runs)
         runset = load_runs(args.runs, workers=os.cpu_count() or 1)
         try:
             board = build_leaderboard(runset, args.method, sort_by=args.sort, resamples=args.resamples,
@@ -72,6 +74,7 @@ class UiCommand:
         if importlib.util.find_spec("streamlit") is None:
             raise ConfigError("the UI needs Streamlit: pip install 'evalkit[ui]'")
         # Index every log now, so the app's first page is served from the index.
+        _check_runs_path(args.runs)
         runset = load_runs(args.runs, workers=os.cpu_count() or 1)
         print(f"evalkit ui: {len(runset.runs)} runs indexed, {len(runset.skipped)} logs skipped; "
               f"http://127.0.0.1:{args.port}", file=sys.stderr)
@@ -81,6 +84,14 @@ class UiCommand:
         sys.stderr.flush()
         os.execve(sys.executable, command, env)  # become the server: signals reach it directly
         return 0  # not reached
+
+
+def _check_runs_path(path: Path) -> None:
+    """A path that does not exist is a typo, not an empty leaderboard."""
+    if not path.exists():
+        raise ConfigError(f"{path}: no such run log or directory")
+    if not (path.is_dir() or path.is_file()):
+        raise ConfigError(f"{path}: not a run log or a directory of logs")
 
 
 def streamlit_command(runs: Path, port: int) -> list[str]:

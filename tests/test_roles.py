@@ -96,8 +96,8 @@ def test_changing_the_judge_starts_a_new_log(tmp_path: Path) -> None:
 
 def test_judge_without_the_needed_capability_fails_before_any_model_loads(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # the model spec names a file that does not exist: loading it would fail with another error
-    code = main(["run", "--model", f"gguf:{tmp_path / 'missing.gguf'}", "--tasks", "judged_test",
+    # the model spec names a folder that does not exist: loading it would fail with another error
+    code = main(["run", "--model", f"hf:{tmp_path / 'missing-model'}", "--tasks", "judged_test",
                  "--role", "judge=mock:capabilities=loglikelihood|embed", "--output-dir", str(tmp_path / "runs")])
     err = capsys.readouterr().err
     assert code == 2

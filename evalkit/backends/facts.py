@@ -54,6 +54,30 @@ def _hf_dir_chat_template(path: Path) -> tuple[bool, str]:
     return found, f"{config}: {'has' if found else 'has no'} chat_template"
 
 
+def gguf_problem(path: Path) -> str | None:
+    """Why `path` cannot be a GGUF model (missing, not GGUF, a damaged header), or None."""
+    if not path.exists():
+        return f"GGUF file {path} does not exist"
+    if not path.is_file():
+        return f"{path} is not a file"
+    try:
+        with path.open("rb") as fh:
+            if fh.read(4) != b"GGUF":
+                return f"{path} is not a GGUF file (it does not start with the GGUF magic)"
+            version, _tensors, count = struct.unpack("<IQQ", fh.read(20))
+            for _ in range(count):
+                _read_str(fh)
+                (kind,) = struct.unpack("<I", fh.read(4))
+                _skip_value(fh, kind)
+            if fh.tell() > path.stat().st_size:
+                raise ValueError("metadata runs past the end of the file")
+    except OSError as exc:
+        return f"{path}: cannot read it ({exc.strerror or exc})"
+    except (struct.error, UnicodeDecodeError, ValueError):
+        return f"{path} is a truncated or damaged GGUF file (its metadata header cannot be read)"
+    return None
+
+
 def gguf_string(path: Path, key: str) -> str | None:
     """A string value from a GGUF file's metadata, or None (also for files that are not GGUF)."""
     try:

@@ -68,10 +68,13 @@ class LlamaCppBackend(BaseBackend):
         self.n_threads = _int_option(options, "n_threads", len(os.sched_getaffinity(0)))
         self.n_batch = _int_option(options, "n_batch", 512)
         requested_ctx = _int_option(options, "n_ctx", DEFAULT_N_CTX)
-        self.llm: Any = llama_cpp.Llama(
-            model_path=str(self.path), n_ctx=requested_ctx, n_threads=self.n_threads, n_batch=self.n_batch,
-            logits_all=True, verbose=False, seed=0,
-        )
+        try:
+            self.llm: Any = llama_cpp.Llama(
+                model_path=str(self.path), n_ctx=requested_ctx, n_threads=self.n_threads, n_batch=self.n_batch,
+                logits_all=True, verbose=False, seed=0,
+            )
+        except ValueError as exc:  # llama.cpp's "Failed to load model from file": a damaged GGUF
+            raise ConfigError(f"--model {spec.raw!r}: llama.cpp cannot load {self.path} ({exc})") from None
         self.n_ctx = self.llm.n_ctx()
         self.version = llama_cpp.__version__
         self.chat_template = str(self.llm.metadata.get("tokenizer.chat_template", ""))
@@ -181,5 +184,14 @@ INFO = BackendInfo(
         Option("n_threads", int, "", "threads (default: the cores this process may use)"),
         Option("n_batch", int, 512, "prompt tokens per llama.cpp batch"),
     ),
-    extra="gguf", probe="llama_cpp",
+    extra="gguf", probe="llama_cpp", check_target=lambda target: _target_problem(target),
 )
+
+
+def _target_problem(target: str) -> str | None:
+    """A GGUF path is checked before anything loads (an embedded name is found later)."""
+    if is_embedded(target):
+        return None
+    from evalkit.backends.facts import gguf_problem
+
+    return gguf_problem(Path(target).expanduser())
