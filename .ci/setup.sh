@@ -9,7 +9,8 @@ PIP="$VENV/bin/python -m pip"
 WHEELS=${EVALKIT_WHEEL_CACHE:-$HOME/.cache/evalkit/wheels}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-step() { printf '\n== %s\n' "$*"; }
+SETUP_START=$(date +%s)
+step() { printf '\n== [%ss] %s\n' "$(( $(date +%s) - SETUP_START ))" "$*"; }
 
 [ -x "$VENV/bin/python" ] || { step "virtualenv $VENV"; $PY -m venv "$VENV"; }
 
@@ -65,11 +66,18 @@ LLAMA_WHEELS="$WHEELS/llama-cpp-$LLAMA_TAG"
 llama_cpp_works() { "$VENV/bin/python" -c "import llama_cpp; llama_cpp.llama_backend_init()" >/dev/null 2>&1; }
 if [ "$(cat "$VENV/.llama-cpp-build" 2>/dev/null)" != "$LLAMA_TAG" ] || ! llama_cpp_works; then
     if ! ls "$LLAMA_WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
-        step "llama-cpp-python $LLAMA_CPP_VERSION: building the wheel once (~5 min): $LLAMA_CMAKE_ARGS"
+        step "llama-cpp-python $LLAMA_CPP_VERSION: building the wheel once (3-15 min, by CPU): $LLAMA_CMAKE_ARGS"
         mkdir -p "$LLAMA_WHEELS"
+        # a heartbeat, so a quiet compiler does not look like a hung set-up
+        build_start=$(date +%s)
+        ( while sleep 30; do echo "   ... still compiling llama.cpp: $(( $(date +%s) - build_start ))s"; done ) &
+        heartbeat=$!
+        trap 'kill $heartbeat 2>/dev/null || true' EXIT
         # --no-cache-dir: pip's wheel cache ignores CMAKE_ARGS and would hand back a native build
         CMAKE_ARGS="$LLAMA_CMAKE_ARGS" $PIP wheel -q --no-cache-dir --no-deps \
             "llama-cpp-python==$LLAMA_CPP_VERSION" -w "$LLAMA_WHEELS.tmp"
+        kill $heartbeat 2>/dev/null || true
+        echo "   built in $(( $(date +%s) - build_start ))s"
         mv "$LLAMA_WHEELS.tmp"/llama_cpp_python-*.whl "$LLAMA_WHEELS"/ && rm -rf "$LLAMA_WHEELS.tmp"
     fi
     step "llama-cpp-python (kept wheel $LLAMA_TAG)"
@@ -80,8 +88,13 @@ if [ "$(cat "$VENV/.llama-cpp-build" 2>/dev/null)" != "$LLAMA_TAG" ] || ! llama_
 fi
 
 # --- evalkit and its extras ----------------------------------------------------------------
-step "evalkit[test]"
-$PIP install -q -e ".[test,data,reports,ui,code,hf]"
+# skipped when pyproject.toml is unchanged since the last install (a second run takes seconds)
+EVALKIT_STAMP="$(sha256sum pyproject.toml | cut -c1-16)-$(pwd)"
+if [ "$(cat "$VENV/.evalkit-installed" 2>/dev/null)" != "$EVALKIT_STAMP" ] || ! "$VENV/bin/python" -c "import evalkit.cli" 2>/dev/null; then
+    step "evalkit[test]"
+    $PIP install -q -e ".[test,data,reports,ui,code,hf]"
+    echo "$EVALKIT_STAMP" > "$VENV/.evalkit-installed"
+fi
 
 # --- API backends: openai client; llama-cpp-python's server extras and aiohttp (fault proxy) -
 if ! "$VENV/bin/python" -c "import openai, httpx, aiohttp, uvicorn, fastapi, sse_starlette, starlette_context, pydantic_settings" 2>/dev/null; then
