@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
-import tempfile
+import os
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -57,12 +57,12 @@ async def run(config: RunConfig) -> list[TaskOutcome]:
 
 
 async def _run(config: RunConfig) -> list[TaskOutcome]:
-    check_output_dir(config.output_dir)
     spec = parse_model_spec(config.model, config.model_args)
     role_specs = parse_roles(config)
     facts = model_facts(spec)
     tasks = build_tasks(config, facts)
     check_roles(tasks, spec, facts, role_specs)
+    check_output_dir(config.output_dir)
     source = DataSource(config.data_dir, config.allow_hub)
     plans = [plan_task(task, source, spec, role_specs, config, facts) for task in tasks]
     backends: dict[str, Backend] = {}
@@ -87,18 +87,17 @@ async def _run(config: RunConfig) -> list[TaskOutcome]:
 
 
 def check_output_dir(path: Path) -> None:
-    """--output-dir must be a folder evalkit can create and write: checked before anything loads."""
+    """--output-dir must be a folder that exists or can be made, and is writable: checked
+    before anything loads, and without writing (a run that fails later leaves nothing)."""
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--output-dir {path}: exists and is not a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"--output-dir {path}: cannot create it ({exc.strerror or exc})") from None
-    try:
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"--output-dir {path}: cannot write there ({exc.strerror or exc})") from None
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"--output-dir {path}: cannot create it ({ancestor} is not a directory)")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"--output-dir {path}: cannot write in {ancestor}")
 
 
 def parse_roles(config: RunConfig) -> dict[str, ModelSpec]:

@@ -157,9 +157,12 @@ class LogWriter:
     each sample record it writes (the log has one writer)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunLogError(f"{path}: cannot write the run log ({exc.strerror or exc})") from None
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._end = os.fstat(self._fd).st_size
         self.sample_offsets: dict[str, int] = {}
 

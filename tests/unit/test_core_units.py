@@ -32,7 +32,7 @@ def test_unknown_names_suggest_close_matches() -> None:
     ("mock", "mock", "mock"),
     ("hf:/models/llama", "hf", "/models/llama"),
     ("hf:org/name", "hf", "org/name"),
-    ("gguf:/x/model.gguf", "gguf", "/x/model.gguf"),
+    ("gguf:smollm2", "gguf", "smollm2"),
     ("openai:gpt-4o-mini", "openai", "gpt-4o-mini"),
     ("openai-compat:http://127.0.0.1:8000/v1#smol", "openai-compat", "http://127.0.0.1:8000/v1#smol"),
     ("replay:/tmp/out.jsonl", "replay", "/tmp/out.jsonl"),

@@ -17,7 +17,7 @@ import pytest
 
 from tests.helpers import evalkit, log_records, show_json
 
-FIXTURES = Path(__file__).parent / "fixtures" / "runlog_v1"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runlog_v1"
 LOGS = {
     "mmlu_astronomy": "logs/mock_mock/mmlu_astronomy-4c1032849a.jsonl",
     "mmlu_virology": "logs/mock_mock/mmlu_virology-c69e9ca409.jsonl",

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, SHARED_DATA
-from tests.test_install import source_copy
+from tests.integration.test_install import source_copy
 
 WHEELS = Path(os.environ.get("EVALKIT_WHEEL_CACHE", Path.home() / ".cache" / "evalkit" / "wheels"))
 

@@ -259,8 +259,8 @@ def test_bad_logs_are_skipped_with_reasons(tmp_path: Path, capsys: pytest.Captur
         assert words in captured.err and Path(path).name in captured.out  # listed in the table's notes too
 
 
-def test_missing_runs_dir_is_reported_not_raised(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["leaderboard", str(tmp_path / "nowhere")]) == 0
+def test_missing_runs_dir_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["leaderboard", str(tmp_path / "nowhere")]) == 2
     captured = capsys.readouterr()
     assert "no such run log or directory" in captured.err
 

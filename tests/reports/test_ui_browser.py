@@ -21,7 +21,7 @@ import pytest
 
 from evalkit.reports.cli import streamlit_command
 from tests.conftest import REPO, SHARED_DATA
-from tests.test_reports import make_mock_logs, recompute
+from tests.reports.test_reports import make_mock_logs, recompute
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

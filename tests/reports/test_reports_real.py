@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import SHARED_DATA
 from tests.helpers import evalkit
-from tests.test_reports import recompute, win_rates
+from tests.reports.test_reports import recompute, win_rates
 
 MODELS = ("hf:smollm2", "hf:gemma3-270m")
 TASKS = "mmlu_high_school_psychology,ceval_accountant"

@@ -157,7 +157,7 @@ def test_delete_and_write_in_the_users_home(sandbox: Sandbox, home: Path) -> Non
 
 
 def test_write_outside_the_sandbox(sandbox: Sandbox, tmp_path: Path) -> None:
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     targets = [str(tmp_path / "escape.txt"), str(repo / "escape.txt"), "/tmp/evalkit-escape.txt",
                "/etc/evalkit-escape.txt", "/dev/shm/evalkit-escape.txt"]
     result = attack(sandbox, """
@@ -308,7 +308,7 @@ def test_reading_secrets_on_disk(sandbox: Sandbox, home: Path) -> None:
                 pass
         print(leaked)
         assert leaked, "nothing readable"
-    """, netrc=str(home / ".netrc"), pyproject=str(Path(__file__).resolve().parents[1] / "pyproject.toml"))
+    """, netrc=str(home / ".netrc"), pyproject=str(Path(__file__).resolve().parents[2] / "pyproject.toml"))
     assert "hunter2" not in result.stdout
     assert "nothing readable" in result.reason
 

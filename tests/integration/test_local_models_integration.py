@@ -38,7 +38,7 @@ def run_cli(model: str, out: Path, data_dir: Path, *extra: str) -> dict[str, dic
 @pytest.fixture(scope="module")
 def both_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any]]:
     # module scope runs before conftest's per-test environment: same data-dir rule, no cache
-    data_dir = Path(os.environ.get("EVALKIT_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+    data_dir = Path(os.environ.get("EVALKIT_DATA_DIR") or Path(__file__).resolve().parents[3] / "shared" / "data")
     hf = run_cli("hf:smollm2", tmp_path_factory.mktemp("hf"), data_dir, "--model-args", "dtype=float32")
     gguf = run_cli("gguf:smollm2", tmp_path_factory.mktemp("gguf"), data_dir)
     return hf, gguf

@@ -19,7 +19,7 @@ from evalkit.stages import StageInput, joined_keys
 from evalkit.types import Score
 from tests.helpers import evalkit, log_records
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 N = 12
 
 

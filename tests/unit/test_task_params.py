@@ -15,7 +15,7 @@ from evalkit.task import get_task
 from tests.conftest import SHARED_DATA
 from tests.helpers import log_records, mini_mmlu
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(tmp_path: Path, *args: str) -> int:

@@ -31,7 +31,7 @@ from evalkit.types import (
     Response,
 )
 from tests.conftest import SHARED_DATA
-from tests.test_loaders import write_original
+from tests.tasks.test_loaders import write_original
 
 #: variants with many samples per problem: building is checked for all of them; scoring runs
 #: a program per sample, so it is checked on the variants up to n=20 (the same code path)
@@ -111,7 +111,8 @@ def test_backend_declaration(name: str) -> None:
     assert info.prefix == name and info.description and info.form
     assert info.option_names == _backend_options_accepted(name), "declared options differ from the backend's own"
     assert len({o.name for o in info.options}) == len(info.options)
-    target = "" if info.options_in_spec else ("http://127.0.0.1:1/v1#m" if name == "openai-compat" else "x")
+    targets = {"openai-compat": "http://127.0.0.1:1/v1#m", "gguf": "smollm2", "hf": "smollm2"}
+    target = "" if info.options_in_spec else targets.get(name, "x")
     raw = f"{name}:{target}" if target else name
     with pytest.raises(ConfigError, match="unknown option"):
         parse_model_spec(raw, {"no_such_option": "1"})
