@@ -19,7 +19,6 @@ A GGUF (an embedded model's or a file's) is dequantised once into a cached HF di
 from __future__ import annotations
 
 import hashlib
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -253,11 +252,6 @@ def tokenizer_digest(tokenizer: Any) -> str:
     h = hashlib.sha256(body.encode("utf-8"))
     h.update(specials.encode("utf-8"))
     return h.hexdigest()
-
-
-def derived_seed(seed: int, repeat: int, prompt: str) -> int:
-    """A per-request sampling seed: same request, same sample, whatever the batch."""
-    return zlib.crc32(f"{seed}\x00{repeat}\x00{prompt}".encode()) & 0x7FFFFFFF
 
 
 def _positive_int(options: dict[str, str], name: str, default: int) -> int:
