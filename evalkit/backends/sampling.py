@@ -82,9 +82,7 @@ def _sampled(logits: torch.Tensor, temperature: float, top_p: float,
     probs = torch.softmax(logits.double() / temperature, dim=-1)
     order = None
     if top_p < 1.0:
-        probs, order = probs.sort(dim=-1, descending=True, stable=True)
-        # nucleus: keep a token while the mass before it is below top_p (the top one always)
-        probs = probs * ((probs.cumsum(dim=-1) - probs) < top_p)
+        probs, order = _nucleus(probs, top_p)
     cdf = probs.cumsum(dim=-1)
     total = cdf[:, -1]
     draws = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in generators])
@@ -95,3 +93,19 @@ def _sampled(logits: torch.Tensor, temperature: float, top_p: float,
     margin = (torch.minimum(target - lower, upper - target) / total.unsqueeze(1)).squeeze(1)
     tokens = order.gather(1, pos) if order is not None else pos
     return [Pick(int(t), float(m)) for t, m in zip(tokens.squeeze(1).tolist(), margin.tolist(), strict=True)]
+
+
+#: the nucleus is looked for among this many top tokens first (a full sort of a 50k-256k
+#: vocabulary per row per step costs more than the sampling itself)
+NUCLEUS_CANDIDATES = 512
+
+
+def _nucleus(probs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept probabilities in descending order, their token ids): a token is kept while the
+    mass before it is below top_p (the top one always). Exact: when the top candidates do
+    not reach top_p for some row, every row is sorted in full."""
+    k = min(NUCLEUS_CANDIDATES, probs.shape[-1])
+    values, order = probs.topk(k, dim=-1, sorted=True)
+    if k < probs.shape[-1] and bool((values.sum(dim=-1) < top_p).any()):
+        values, order = probs.sort(dim=-1, descending=True, stable=True)
+    return values * ((values.cumsum(dim=-1) - values) < top_p), order
