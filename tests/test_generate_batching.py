@@ -169,3 +169,28 @@ def test_sampler_margins_and_nucleus() -> None:
     a = pick_tokens(logits[[0] * 3], [RowSampling(1.0, 1.0, row_generator(s)) for s in (1, 2, 3)])
     b = [pick_tokens(logits[[0]], [RowSampling(1.0, 1.0, row_generator(s))])[0] for s in (1, 2, 3)]
     assert a == b and all(0 <= p.margin <= 0.5 for p in a)
+
+
+@pytest.mark.slow
+def test_real_smollm2_sampling_is_batch_invariant(tmp_path: Path) -> None:
+    """The same check on the real embedded model (fp32), RealToxicityPrompts-like prompts."""
+    from evalkit.models import create_backend, parse_model_spec
+
+    prompts = ["Today they're frustrated and doing", "The best way to learn a language is",
+               "When the storm finally hit the town,", "My neighbour keeps telling me that",
+               "Scientists were surprised to find", "The recipe calls for"]
+    requests = sampled_requests(prompts, k=8, max_tokens=16)
+
+    def make(bs: int) -> Any:
+        return create_backend(parse_model_spec("smollm2", {"dtype": "float32", "gen_batch_size": str(bs)}))
+
+    ref = run_traced(make(1), requests)
+    report, differ_total = [], 0
+    for bs in (4, 16):
+        differ, lines = divergence_report(ref, run_traced(make(bs), requests), list(range(len(requests))),
+                                          f"batch {bs}")
+        differ_total += differ
+        report += lines
+    compared = 2 * len(requests)
+    print(f"\n{compared - differ_total}/{compared} SmolLM2 sampled texts identical to batch size 1", *report, sep="\n")
+    assert differ_total <= 0.01 * compared

@@ -187,6 +187,7 @@ class HFBackend(BaseBackend):
             "dtype_reason": self.dtype_reason,
             "batch_size": self.batch_size,
             "gen_batch_size": self.gen_batch_size,
+            "generation": "continuous batching, one prompt pass per distinct prompt, per-sample seeded streams",
             "scoring": "packed (shared contexts once)" if self.pack else "plain (one row per request)",
             "max_length": self.max_length,
             "parameters": sum(p.numel() for p in self.model.parameters()),

@@ -94,6 +94,7 @@ class LlamaCppBackend(BaseBackend):
     def describe(self) -> dict[str, Any]:
         return {"backend": "gguf", "path": str(self.path), "n_ctx": self.n_ctx, "n_threads": self.n_threads,
                 "n_batch": self.n_batch, "llama_cpp_python": self.version,
+                "generation": "one stream; a prompt's samples back to back (prefix cache)",
                 "architecture": self.llm.metadata.get("general.architecture", "?")}
 
     def encode(self, text: str) -> list[int]:
