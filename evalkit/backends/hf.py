@@ -5,6 +5,8 @@ Spec: `hf:<dir | hub id | file.gguf | embedded name>`, options via --model-args:
                                         CPUs with native bf16 (avx512_bf16 / amx_bf16), else fp32
   batch_size=N       sequences per forward pass (default 16; short rows are packed ~256 tokens
                      to a sequence); results do not depend on it
+  gen_batch_size=N   rows decoded together (default 32; continuous batching); sampled texts do
+                     not depend on it (up to fp near-ties)
   device=cpu|cuda    default: cuda if available
   scoring=packed|plain   packed (default): shared contexts computed once; plain: one row per request
   max_length=N       context window (default: the model's)
@@ -23,7 +25,6 @@ from typing import Any
 
 from evalkit.backends.base import BaseBackend, reject_unknown_options
 from evalkit.backends.spec import BackendInfo, Option, fixed
-from evalkit.backends.tokens import derived_seed as derived_seed  # re-exported: hf_generate uses it
 from evalkit.embedded import (
     convert_gguf_to_hf,
     file_sha256,
@@ -44,7 +45,9 @@ from evalkit.types import (
     Response,
 )
 
-OPTIONS = {"dtype", "batch_size", "device", "scoring", "max_length", "revision"}
+OPTIONS = {"dtype", "batch_size", "gen_batch_size", "device", "scoring", "max_length", "revision"}
+#: bump when generation changes what a request returns (the seed streams, the stop rules)
+GENERATION_VERSION = "slots-v1"
 DTYPES = {"float32", "bfloat16", "float16"}
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 
@@ -114,6 +117,7 @@ class HFBackend(BaseBackend):
             raise ConfigError(f"--model-args dtype={requested!r}: expected auto, {', '.join(sorted(DTYPES))}")
         self.dtype, self.dtype_reason = choose_dtype(requested, self.device)
         self.batch_size = _positive_int(options, "batch_size", 16)
+        self.gen_batch_size = _positive_int(options, "gen_batch_size", 32)
         self.scoring = options.get("scoring", "packed")
         if self.scoring not in ("packed", "plain"):
             raise ConfigError(f"--model-args scoring={self.scoring!r}: expected packed or plain")
@@ -165,6 +169,7 @@ class HFBackend(BaseBackend):
             "chat_template_sha256": hashlib.sha256(str(template).encode()).hexdigest(),
             "dtype": self.dtype,
             "tokenization": "lm-eval HFLM",
+            "generation": GENERATION_VERSION,
         }
 
     def fingerprint(self) -> dict[str, Any]:
@@ -182,6 +187,8 @@ class HFBackend(BaseBackend):
             "dtype": self.dtype,
             "dtype_reason": self.dtype_reason,
             "batch_size": self.batch_size,
+            "gen_batch_size": self.gen_batch_size,
+            "generation": "continuous batching, one prompt pass per distinct prompt, per-sample seeded streams",
             "scoring": "packed (shared contexts once)" if self.pack else "plain (one row per request)",
             "max_length": self.max_length,
             "parameters": sum(p.numel() for p in self.model.parameters()),

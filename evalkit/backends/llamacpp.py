@@ -44,6 +44,8 @@ from evalkit.types import (
 
 OPTIONS = {"n_ctx", "n_threads", "n_batch"}
 DEFAULT_N_CTX = 4096
+#: bump when generation changes what a request returns (seeds, stop rules)
+GENERATION_VERSION = "seeded-by-sample-v1"
 
 
 class LlamaCppBackend(BaseBackend):
@@ -88,6 +90,7 @@ class LlamaCppBackend(BaseBackend):
             "dtype": f"gguf file_type {self.llm.metadata.get('general.file_type', '?')}",
             "llama_cpp_python": self.version,
             "tokenization": "lm-eval HFLM rules",
+            "generation": GENERATION_VERSION,
         }
 
     def fingerprint(self) -> dict[str, Any]:
@@ -96,6 +99,7 @@ class LlamaCppBackend(BaseBackend):
     def describe(self) -> dict[str, Any]:
         return {"backend": "gguf", "path": str(self.path), "n_ctx": self.n_ctx, "n_threads": self.n_threads,
                 "n_batch": self.n_batch, "llama_cpp_python": self.version,
+                "generation": "one stream; a prompt's samples back to back (prefix cache)",
                 "architecture": self.llm.metadata.get("general.architecture", "?")}
 
     def encode(self, text: str) -> list[int]:
@@ -133,16 +137,24 @@ class LlamaCppBackend(BaseBackend):
         return float(picked.sum()), greedy
 
     async def generate(self, requests: Sequence[GenerateRequest]) -> list[Response]:
-        return [self._generate_one(r) for r in requests]
+        # the k samples of a prompt run back to back: llama-cpp-python keeps the KV cache of the
+        # longest common prefix with the previous call, so their prompt is evaluated once
+        order = sorted(range(len(requests)), key=lambda i: str(prompt_to_json(requests[i].prompt)))
+        out: list[Response] = [Response(error="not generated")] * len(requests)
+        for i in order:
+            out[i] = self._generate_one(requests[i])
+        return out
 
     def _generate_one(self, request: GenerateRequest) -> Response:
-        from evalkit.backends.tokens import derived_seed
+        from evalkit.backends.sampling import sample_seed
 
         params = request.params
+        prompt_key = str(prompt_to_json(request.prompt))
         kwargs: dict[str, Any] = {
             "max_tokens": params.max_tokens, "temperature": max(0.0, params.temperature), "top_p": params.top_p,
             "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0, "stop": list(params.stop) or None,
-            "seed": derived_seed(params.seed, request.repeat, str(prompt_to_json(request.prompt))),
+            # llama.cpp takes a 32-bit seed (0xFFFFFFFF means random); each sample its own (seed, sample id, repeat, prompt)
+            "seed": sample_seed(params.seed, request.sample_id, request.repeat, prompt_key) & 0x7FFFFFFF,
         }
         if isinstance(request.prompt, str):
             result: Any = self.llm.create_completion(prompt=request.prompt, **kwargs)

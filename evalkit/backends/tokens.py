@@ -1,9 +1,9 @@
-"""Tokenisation helpers the local backends share. Imports no torch: the `gguf` extra has none,
+"""Tokenisation helpers the local backends share (per-sample sampling seeds are in
+`sampling.sample_seed`, also torch-free at import). Imports no torch: the `gguf` extra has none,
 so llama.cpp's log-likelihoods must not pull it in through the transformers backend."""
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Sequence
 
 Tokens = tuple[int, ...]
@@ -34,8 +34,3 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
-
-
-def derived_seed(seed: int, repeat: int, prompt: str) -> int:
-    """A per-request sampling seed: same request, same sample, whatever the batch."""
-    return zlib.crc32(f"{seed}\x00{repeat}\x00{prompt}".encode()) & 0x7FFFFFFF
