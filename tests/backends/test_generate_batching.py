@@ -21,8 +21,8 @@ import torch
 from evalkit.backends import hf_batching, hf_generate
 from evalkit.backends.sampling import Pick, RowSampling, pick_tokens, row_generator
 from evalkit.types import GenerateRequest, GenerationParams, Message
-from tests import test_backend_hf
-from tests.test_backend_hf import CORPUS, backend
+from tests.backends import test_backend_hf
+from tests.backends.test_backend_hf import CORPUS, backend
 
 tiny_model_dir = test_backend_hf.tiny_model_dir  # the same session fixture
 
