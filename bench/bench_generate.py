@@ -139,7 +139,7 @@ class RawHF:
     def __init__(self) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from evalkit.embedded import hf_dir
+        from evalkit.backends.embedded import hf_dir
 
         path = str(hf_dir("smollm2"))
         self.tok = AutoTokenizer.from_pretrained(path)
@@ -178,7 +178,7 @@ class RawLlamaCpp:
     def __init__(self) -> None:
         import llama_cpp
 
-        from evalkit.embedded import gguf_path
+        from evalkit.backends.embedded import gguf_path
 
         self.llm = llama_cpp.Llama(model_path=str(gguf_path("smollm2")), n_ctx=2048, n_threads=len(os.sched_getaffinity(0)),
                                    verbose=False, seed=0)
@@ -220,7 +220,7 @@ json.dump({"texts": texts, "seconds": spent[0]}, open(cfg["out"], "w"))
 def run_lm_eval(python: str, w: Workload, batch_size: int) -> tuple[int, float]:
     from transformers import AutoTokenizer
 
-    from evalkit.embedded import hf_dir
+    from evalkit.backends.embedded import hf_dir
 
     model = str(hf_dir("smollm2"))
     with tempfile.TemporaryDirectory() as tmp:

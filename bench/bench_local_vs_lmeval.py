@@ -261,7 +261,7 @@ def main() -> None:
     args = parser.parse_args()
     QUESTIONS_PER_SUBJECT = args.questions
     del SUBJECTS[args.subjects:]
-    from evalkit.embedded import hf_dir
+    from evalkit.backends.embedded import hf_dir
 
     model_dir = hf_dir("smollm2")  # converted once; both sides load this directory
     load_gold(args.data_dir)

@@ -11,10 +11,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from evalkit.backends.facts import model_facts
+from evalkit.backends.pricing import Pricing
 from evalkit.backends.spec import estimate_tokens
 from evalkit.models import parse_model_spec
 from evalkit.plan import RunConfig
-from evalkit.pricing import Pricing
 from evalkit.runner import build_tasks, load_and_select
 from evalkit.task import DataSource, Task
 from evalkit.types import (

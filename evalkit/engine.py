@@ -62,7 +62,7 @@ class Engine:
         self.fingerprint_hash = (stable_hash({"role": namespace, "fingerprint": self.fingerprint}) if namespace
                                  else stable_hash(self.fingerprint))
         self.stats = EngineStats()
-        # optional: a backend with `pricing` (evalkit.pricing.Pricing) gets cost accounting
+        # optional: a backend with `pricing` (evalkit.backends.pricing.Pricing) gets cost accounting
         self.pricing = getattr(backend, "pricing", None)
         if self.pricing is not None:
             self.stats.cost_usd = 0.0

@@ -13,7 +13,7 @@ Spec: `hf:<dir | hub id | file.gguf | embedded name>`, options via --model-args:
   revision=REV       hub revision
 
 A GGUF (an embedded model's or a file's) is dequantised once into a cached HF directory
-(evalkit.embedded), so later loads take seconds.
+(evalkit.backends.embedded), so later loads take seconds.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.backends.base import BaseBackend, reject_unknown_options
-from evalkit.backends.spec import BackendInfo, Option, fixed
-from evalkit.embedded import (
+from evalkit.backends.embedded import (
     convert_gguf_to_hf,
     file_sha256,
     files_sha256,
@@ -33,6 +32,7 @@ from evalkit.embedded import (
     is_embedded,
     models_dir,
 )
+from evalkit.backends.spec import BackendInfo, Option, fixed
 from evalkit.errors import BackendUnavailable, ConfigError
 from evalkit.models import ModelSpec
 from evalkit.types import (

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from evalkit.backends.base import BaseBackend, reject_unknown_options
+from evalkit.backends.embedded import file_sha256, gguf_path, is_embedded
 from evalkit.backends.spec import BackendInfo, Option, fixed
 from evalkit.backends.tokens import common_prefix
-from evalkit.embedded import file_sha256, gguf_path, is_embedded
 from evalkit.errors import BackendUnavailable, ConfigError
 from evalkit.models import ModelSpec
 from evalkit.types import (

@@ -30,7 +30,7 @@ Specs: `openai:<model>` (key from $OPENAI_API_KEY) and `openai-compat:<base_url>
   echo_loglikelihood=true       score log-likelihoods through `echo` (only for servers that
                                 compute prompt logprobs correctly; NOT llama.cpp's server)
 
-Retries, concurrency and budgets are per request (evalkit.resilience) because only the
+Retries, concurrency and budgets are per request (evalkit.backends.resilience) because only the
 transport knows what failed (status, Retry-After, rate-limit headers); the engine above
 keeps caching and error capture. Every retry goes into `Response.meta["retries"]`.
 """
@@ -49,12 +49,9 @@ from urllib.parse import urlsplit
 
 from evalkit.backends import openai_payloads as payloads
 from evalkit.backends.base import BaseBackend
-from evalkit.backends.spec import BackendInfo, Option
-from evalkit.errors import BackendUnavailable, ConfigError
-from evalkit.models import ModelSpec
-from evalkit.pricing import Pricing
-from evalkit.redact import Redactor
-from evalkit.resilience import (
+from evalkit.backends.pricing import Pricing
+from evalkit.backends.redact import Redactor
+from evalkit.backends.resilience import (
     AdaptiveLimiter,
     RateBudget,
     Resilience,
@@ -64,6 +61,9 @@ from evalkit.resilience import (
     rate_limit_pause,
     retry_after_seconds,
 )
+from evalkit.backends.spec import BackendInfo, Option
+from evalkit.errors import BackendUnavailable, ConfigError
+from evalkit.models import ModelSpec
 from evalkit.types import (
     CHOICE_LOGPROBS,
     GENERATE,
@@ -369,7 +369,7 @@ def _make_client(api_key: str, base_url: str | None) -> Any:
         import openai
     except ImportError:
         raise BackendUnavailable("API backends need the openai package: pip install 'evalkit[openai]'") from None
-    # retries and timeouts are ours (evalkit.resilience); the client's own would hide them
+    # retries and timeouts are ours (evalkit.backends.resilience); the client's own would hide them
     return openai.AsyncOpenAI(api_key=api_key or "EMPTY", base_url=base_url, max_retries=0, timeout=None)
 
 

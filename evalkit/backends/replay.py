@@ -1,6 +1,6 @@
 """`replay:<path>`: answer generate requests from outputs generated elsewhere.
 
-The file (see evalkit.replay_formats) is read and checked when the backend is created, so a
+The file (see evalkit.backends.replay_formats) is read and checked when the backend is created, so a
 bad file fails before any work. A request is answered from its `sample_id` (AlpacaEval files:
 the instruction, i.e. the prompt's first user message), its turn (the number of user messages
 in a chat prompt, minus one) and its `repeat` (the i-th stored output for that id). A sample
@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.backends.base import BaseBackend
+from evalkit.backends.replay_formats import StoredOutputs, read_stored_outputs
 from evalkit.backends.spec import BackendInfo, Option, fixed
 from evalkit.errors import ConfigError, DataError
 from evalkit.models import ModelSpec
-from evalkit.replay_formats import StoredOutputs, read_stored_outputs
 from evalkit.types import GENERATE, GenerateRequest, Prompt, Response, Sample
 
 log = logging.getLogger("evalkit")

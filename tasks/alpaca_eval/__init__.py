@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from evalkit.backends.replay_formats import read_json_array
 from evalkit.data import load_hub, local_dir
 from evalkit.errors import DataError
 from evalkit.families.open_ended import OpenEndedTask
-from evalkit.replay_formats import read_json_array
 from evalkit.task import Built, DataSource, TaskData, register_task
 from evalkit.types import GenerateRequest, GenerationParams, Message, Sample, stable_hash
 

@@ -10,9 +10,9 @@ import pytest
 
 from evalkit.backends import openai_payloads as payloads
 from evalkit.backends.openai_api import OpenAIBackend, create
+from evalkit.backends.redact import Redactor
 from evalkit.errors import ConfigError
 from evalkit.models import parse_model_spec
-from evalkit.redact import Redactor
 from evalkit.types import (
     CHOICE_LOGPROBS,
     GENERATE,

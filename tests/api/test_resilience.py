@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from evalkit.resilience import (
+from evalkit.backends.resilience import (
     AdaptiveLimiter,
     RateBudget,
     Resilience,

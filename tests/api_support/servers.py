@@ -18,7 +18,7 @@ MODEL_ALIAS = "smollm2"
 
 
 def smollm2_gguf() -> Path:
-    from evalkit.embedded import gguf_path
+    from evalkit.backends.embedded import gguf_path
 
     return gguf_path("smollm2")
 

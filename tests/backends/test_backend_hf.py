@@ -308,7 +308,7 @@ def test_bad_options_are_one_line_errors(tiny_model_dir: Path) -> None:
 def test_missing_embedded_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     from importlib import metadata
 
-    from evalkit import embedded
+    from evalkit.backends import embedded
 
     def missing(name: str) -> Any:
         raise metadata.PackageNotFoundError(name)

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from evalkit.backends.replay import ReplayBackend, create
+from evalkit.backends.replay_formats import read_stored_outputs
 from evalkit.errors import ConfigError, DataError
 from evalkit.models import create_backend, parse_model_spec
-from evalkit.replay_formats import read_stored_outputs
 from evalkit.types import GENERATE, GenerateRequest, Message, Prompt, Sample
 
 

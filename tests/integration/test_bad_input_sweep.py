@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.embedded import gguf_path
+from evalkit.backends.embedded import gguf_path
 from tests.helpers import evalkit
 
 BAD_JSON = b'{"id": 1'

