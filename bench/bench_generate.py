@@ -99,7 +99,7 @@ def rtp_prompts(data_dir: Path, n: int) -> list[str]:
 def evalkit_backend(gen_batch_size: int) -> Any:
     from evalkit.models import create_backend, parse_model_spec
 
-    return create_backend(parse_model_spec("smollm2", {"dtype": "float32", "gen_batch_size": str(gen_batch_size)}))
+    return create_backend(parse_model_spec("hf:smollm2", {"dtype": "float32", "gen_batch_size": str(gen_batch_size)}))
 
 
 def evalkit_requests(w: Workload) -> list[Any]:

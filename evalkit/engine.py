@@ -61,6 +61,11 @@ class Engine:
         self.fingerprint = backend.fingerprint()
         self.fingerprint_hash = (stable_hash({"role": namespace, "fingerprint": self.fingerprint}) if namespace
                                  else stable_hash(self.fingerprint))
+        # a backend with one engine per request kind (evalkit.backends.split) keys each kind's
+        # cache entries by that engine's fingerprint
+        kind_fingerprint = getattr(backend, "kind_fingerprint", None)
+        self._kind_fingerprint = kind_fingerprint if callable(kind_fingerprint) else None
+        self._kind_hashes: dict[str, str] = {}
         self.stats = EngineStats()
         # optional: a backend with `pricing` (evalkit.backends.pricing.Pricing) gets cost accounting
         self.pricing = getattr(backend, "pricing", None)
@@ -70,7 +75,7 @@ class Engine:
     async def execute(self, requests: Sequence[Request]) -> list[Response]:
         """One Response per request, in order; errors are Responses with `error` set."""
         self.stats.requests += len(requests)
-        keys = request_keys(self.fingerprint_hash, requests)
+        keys = self._keys(requests)
         cached = self.cache.get_many(keys) if self.cache is not None else {}
         self.stats.cache_hits += len(cached)
         results: list[Response | None] = [cached.get(k) for k in keys]
@@ -86,6 +91,34 @@ class Engine:
             if self.cache is not None:
                 self.cache.put_many((keys[i], results[i]) for i in idxs)  # type: ignore[misc]
         return [r for r in results if r is not None]
+
+    def fingerprint_for(self, kinds: frozenset[str]) -> dict[str, Any]:
+        """The fingerprint a log of a task that sends these request kinds records."""
+        fingerprint_for = getattr(self.backend, "fingerprint_for", None)
+        return dict(fingerprint_for(kinds)) if callable(fingerprint_for) else self.fingerprint
+
+    def _key_hash(self, kind: str) -> str:
+        if self._kind_fingerprint is None:
+            return self.fingerprint_hash
+        found = self._kind_hashes.get(kind)
+        if found is None:
+            fingerprint = self._kind_fingerprint(kind)
+            found = (stable_hash({"role": self.namespace, "fingerprint": fingerprint}) if self.namespace
+                     else stable_hash(fingerprint))
+            self._kind_hashes[kind] = found
+        return found
+
+    def _keys(self, requests: Sequence[Request]) -> list[bytes]:
+        if self._kind_fingerprint is None:
+            return request_keys(self.fingerprint_hash, requests)
+        keys: list[bytes] = [b""] * len(requests)
+        by_kind: dict[str, list[int]] = defaultdict(list)
+        for i, request in enumerate(requests):
+            by_kind[request.kind].append(i)
+        for kind, idxs in by_kind.items():
+            for i, key in zip(idxs, request_keys(self._key_hash(kind), [requests[i] for i in idxs]), strict=True):
+                keys[i] = key
+        return keys
 
     async def _send(self, kind: str, batch: list[Request]) -> list[Response]:
         method = getattr(self.backend, kind)

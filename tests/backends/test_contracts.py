@@ -111,7 +111,7 @@ def test_backend_declaration(name: str) -> None:
     assert info.prefix == name and info.description and info.form
     assert info.option_names == _backend_options_accepted(name), "declared options differ from the backend's own"
     assert len({o.name for o in info.options}) == len(info.options)
-    targets = {"openai-compat": "http://127.0.0.1:1/v1#m", "gguf": "smollm2", "hf": "smollm2"}
+    targets = {"openai-compat": "http://127.0.0.1:1/v1#m", "gguf": "smollm2", "hf": "smollm2", "embedded": "smollm2"}
     target = "" if info.options_in_spec else targets.get(name, "x")
     raw = f"{name}:{target}" if target else name
     with pytest.raises(ConfigError, match="unknown option"):

@@ -182,7 +182,7 @@ def test_real_smollm2_sampling_is_batch_invariant(tmp_path: Path) -> None:
     requests = sampled_requests(prompts, k=8, max_tokens=16)
 
     def make(bs: int) -> Any:
-        return create_backend(parse_model_spec("smollm2", {"dtype": "float32", "gen_batch_size": str(bs)}))
+        return create_backend(parse_model_spec("hf:smollm2", {"dtype": "float32", "gen_batch_size": str(bs)}))
 
     ref = run_traced(make(1), requests)
     report, differ_total = [], 0

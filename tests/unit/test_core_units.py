@@ -36,7 +36,7 @@ def test_unknown_names_suggest_close_matches() -> None:
     ("openai:gpt-4o-mini", "openai", "gpt-4o-mini"),
     ("openai-compat:http://127.0.0.1:8000/v1#smol", "openai-compat", "http://127.0.0.1:8000/v1#smol"),
     ("replay:/tmp/out.jsonl", "replay", "/tmp/out.jsonl"),
-    ("smollm2", "hf", "smollm2"),
+    ("smollm2", "embedded", "smollm2"),
 ])
 def test_model_spec_grammar(raw: str, backend: str, target: str) -> None:
     spec = parse_model_spec(raw)
