@@ -13,7 +13,14 @@ from __future__ import annotations
 import random
 import re
 
-from evalkit.perturb.base import SEED, Perturbation, Variant, map_text, match_case, register_perturbation
+from evalkit.perturb.base import (
+    SEED,
+    Perturbation,
+    Variant,
+    map_text,
+    match_case,
+    register_perturbation,
+)
 from evalkit.types import Sample
 
 _PAIRS = (
@@ -33,8 +40,7 @@ _PAIRS = (
 )
 _SWAP = {**{a: b for a, b in _PAIRS}, **{b: a for a, b in _PAIRS if b != "her"}, "his": "her"}
 # words after which "her" is an object pronoun ("give it to her and ..."), not a determiner
-_FUNCTION_WORDS = frozenset("a an the and or but to of in on at for with from by as is was are were be "
-                            "that this than then so if when while because".split())
+_FUNCTION_WORDS = frozenset(["a", "an", "the", "and", "or", "but", "to", "of", "in", "on", "at", "for", "with", "from", "by", "as", "is", "was", "are", "were", "be", "that", "this", "than", "then", "so", "if", "when", "while", "because"])
 _WORD = re.compile(r"[A-Za-z]+")
 
 

@@ -33,7 +33,9 @@ class WrapperCall:
 
 def split_task_list(text: str) -> tuple[str, ...]:
     """`--tasks` split at commas outside parentheses (blank items dropped)."""
-    items, depth, current = [], 0, []
+    items: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char == "(":
             depth += 1

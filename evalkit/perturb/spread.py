@@ -68,7 +68,8 @@ def format_spread(logs: Sequence[RunLog]) -> list[SpreadTable]:
             continue
         base = {k: v for k, v in task.items() if k not in ("name", "wrappers", "prompt_format")}
         base_name = str(task.get("name", "")).rsplit("@", 1)[0]
-        key = json.dumps([base_name, base, wrappers[:-1], dict(log.header.config)], sort_keys=True, default=str)
+        settings = {k: v for k, v in log.header.config.items() if k != "model_options"}  # models differ
+        key = json.dumps([base_name, base, wrappers[:-1], settings], sort_keys=True, default=str)
         metric = log.header.headline_metric or "acc"
         value = log.summary.results.overall.get(metric)
         if value is not None:

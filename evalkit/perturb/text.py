@@ -11,20 +11,28 @@ import re
 from importlib import resources
 
 from evalkit.params import Param
-from evalkit.perturb.base import SEED, TextPerturbation, match_case, register_perturbation, words_with_gaps
+from evalkit.perturb.base import (
+    SEED,
+    TextPerturbation,
+    match_case,
+    register_perturbation,
+    words_with_gaps,
+)
 
 RATE = Param("rate", float, 0.05, "probability per character (or word) of a change", minimum=0.0, maximum=1.0)
 CHOICES = Param("choices", bool, False, "also change the option texts")
 
-# QWERTY neighbours (same row and the rows above and below), as NL-Augmenter's butter_fingers
+# QWERTY neighbours: the keys either side, and the two touching keys in the rows above and
+# below (the rows are staggered: above, columns c and c+1; below, c-1 and c)
 _ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
-_NEIGHBOURS = {
-    ch: "".join(
-        _ROWS[r2][c2] for r2 in (r - 1, r, r + 1) if 0 <= r2 < 3
-        for c2 in (c - 1, c, c + 1) if 0 <= c2 < len(_ROWS[r2]) and (r2, c2) != (r, c)
-    )
-    for r, row in enumerate(_ROWS) for c, ch in enumerate(row)
-}
+
+
+def _neighbours(r: int, c: int) -> str:
+    spots = [(r, c - 1), (r, c + 1), (r - 1, c), (r - 1, c + 1), (r + 1, c - 1), (r + 1, c)]
+    return "".join(_ROWS[r2][c2] for r2, c2 in spots if 0 <= r2 < 3 and 0 <= c2 < len(_ROWS[r2]))
+
+
+_NEIGHBOURS = {ch: _neighbours(r, c) for r, row in enumerate(_ROWS) for c, ch in enumerate(row)}
 
 
 @register_perturbation

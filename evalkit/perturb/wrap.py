@@ -18,9 +18,18 @@ from typing import Any
 from evalkit.errors import ConfigError
 from evalkit.log.records import SampleRecord
 from evalkit.params import resolve
-from evalkit.perturb.base import Perturbation, Variant, sample_seed, wrapper_entry
+from evalkit.perturb.base import Perturbation, Variant, WrapperEntry, sample_seed, wrapper_entry
 from evalkit.perturb.spec import WrapperCall
-from evalkit.task import Built, DataSource, Execute, ScoreContext, Solved, Task, TaskData, TaskResults
+from evalkit.task import (
+    Built,
+    DataSource,
+    Execute,
+    ScoreContext,
+    Solved,
+    Task,
+    TaskData,
+    TaskResults,
+)
 from evalkit.types import Response, Sample, Score, prompt_to_json
 
 
@@ -29,10 +38,22 @@ def wrap_task(task: Task, calls: Sequence[WrapperCall], name: str) -> Task:
     for call in calls:
         entry = wrapper_entry(call.name)
         label = f"@{call.label()}"
-        values = resolve(f"{task.name}{label}", entry.params, call.raw())
-        task = entry.factory(task, values, label)
+        task = entry.factory(task, wrapper_values(f"{task.name}{label}", call, entry), label)
     task.name = name  # part of construction: nothing has seen it yet
     return task
+
+
+def wrapper_values(where: str, call: WrapperCall, entry: WrapperEntry) -> dict[str, Any]:
+    """The wrapper's parameter values, checked as `-T` values are (same parser, same ranges)."""
+    known = sorted(p.name for p in entry.params)
+    unknown = [k for k, _ in call.given if k not in known]
+    if unknown:
+        raise ConfigError(f"task {where!r}: @{call.name} has no parameter {unknown[0]!r} "
+                          f"(it takes: {', '.join(known) or 'none'}; see docs/perturbations.md)")
+    try:
+        return resolve(where, entry.params, call.raw())
+    except ConfigError as exc:  # the shared parser words its errors for -T; these came in the name
+        raise ConfigError(str(exc).replace(" -T ", " ")) from None
 
 
 class WrappedTask(Task):

@@ -24,12 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from evalkit.log.records import SampleRecord
+from evalkit.engine import Engine
+from evalkit.log.records import HeaderRecord, SampleRecord
 from evalkit.metrics.paired import mcnemar_exact, paired_bootstrap
 from evalkit.metrics.stats import mean_normal_interval
+from evalkit.models import ModelSpec
 from evalkit.perturb.circular import picked_position, proportion
 from evalkit.results import TaskResults
-from evalkit.stages.base import Stage
+from evalkit.stages.base import Stage, StageInput
 from evalkit.task import ScoreContext
 from evalkit.types import MetricValue, Score
 
@@ -56,6 +58,8 @@ class Robustness(Stage):
     def __init__(self, perturbed_task: str, kind: str, group_field: str = "group",
                  resamples: int = RESAMPLES) -> None:
         self.perturbed_task = perturbed_task
+        # named after what it measures, so `evalkit show` and the leaderboard tell the rows apart
+        self.name = f"robustness:{perturbed_task}"
         self.kind = kind
         self.group_field = group_field
         self.resamples = resamples
@@ -63,6 +67,13 @@ class Robustness(Stage):
     def config(self) -> dict[str, Any]:
         return {**super().config(), "perturbed_task": self.perturbed_task, "kind": self.kind,
                 "group_field": self.group_field, "resamples": self.resamples}
+
+    def header(self, inputs: Sequence[StageInput], identity: str,
+               roles: Mapping[str, tuple[ModelSpec, Engine]]) -> HeaderRecord:
+        """A stage log whose model is the clean log's: the leaderboard ranks models on it."""
+        header = super().header(inputs, identity, roles)
+        model = {**inputs[0].log.header.model, "stage": header.model["spec"]}
+        return dataclasses.replace(header, model=model, model_fingerprint=inputs[0].log.header.model_fingerprint)
 
     async def process(self, key: str, joined: Mapping[str, tuple[SampleRecord, ...]],
                       ctx: ScoreContext) -> SampleRecord:

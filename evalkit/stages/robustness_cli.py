@@ -35,7 +35,10 @@ class Pair:
 
     @property
     def output(self) -> Path:
-        return self.perturbed.path.parent / "robustness" / self.perturbed.path.name
+        """`<runs>/robustness/<model>/<perturbed log's name>`: one folder for every model's
+        robustness logs (`evalkit leaderboard <runs>/robustness` is the robustness view)."""
+        model_dir = self.perturbed.path.parent
+        return model_dir.parent / "robustness" / model_dir.name / self.perturbed.path.name
 
 
 def clean_task_config(task: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -99,9 +102,9 @@ def robustness_rows(pairs: Sequence[Pair], results: Sequence[TaskResults]) -> li
         rows.append(row)
     for model in {r["model"] for r in rows}:  # Holm over the perturbations of one model
         mine = [r for r in rows if r["model"] == model and "mcnemar_p" in r]
-        adjusted = holm_adjust([r["mcnemar_p"]["value"] for r in mine]) if mine else []
+        adjusted = [float(p) for p in holm_adjust([r["mcnemar_p"]["value"] for r in mine])]
         for r, p in zip(mine, adjusted, strict=True):
-            r["mcnemar_p_holm"] = float(p)
+            r["mcnemar_p_holm"] = p
     return rows
 
 
