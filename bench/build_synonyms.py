@@ -1,8 +1,8 @@
 """Builds evalkit/perturb/data/synonyms.json from WordNet 3.0 (Debian's `wordnet-base`).
 
 For each adjective, adverb and verb lemma that occurs in WordNet's sense-tagged corpus, the
-other single-word lemmas of its most frequent synset (the first in index.<pos>), kept when
-they are sense-tagged too (common words). Run: `python bench/build_synonyms.py [WN_DIR]`.
+other single-word lemmas of its most frequent synset (the first in index.<pos>) in its most
+often tagged part of speech, kept when they are sense-tagged too (common words). Run: `python bench/build_synonyms.py [WN_DIR]`.
 WordNet 3.0 Copyright 2006 by Princeton University (WordNet 3.0 license; see the JSON's notice).
 """
 
@@ -40,18 +40,24 @@ def _synset_words(data: bytes, offset: int) -> list[str]:
 
 
 def build(folder: Path) -> dict[str, list[str]]:
-    table: dict[str, set[str]] = {}
+    """A word in several parts of speech takes the synonyms of the one it is most often
+    tagged as ("true" is an adjective, not the adverb "admittedly")."""
+    indexes = {pos: _index(folder, pos) for pos in POS}
+    table: dict[str, list[str]] = {}
+    best: dict[str, int] = {}
     for pos in POS:
-        index = _index(folder, pos)
+        index = indexes[pos]
         data = (folder / f"data.{pos}").read_bytes()
         for lemma, (tagged, offset) in index.items():
             if tagged == 0 or "_" in lemma or len(lemma) < 3 or not lemma.isalpha():
                 continue
-            words = [w for w in _synset_words(data, offset)
-                     if w != lemma and w.isalpha() and index.get(w, (0, 0))[0] > 0]
-            if words:
-                table.setdefault(lemma, set()).update(words)
-    return {k: sorted(v) for k, v in sorted(table.items())}
+            if tagged <= best.get(lemma, 0):
+                continue
+            words = sorted({w for w in _synset_words(data, offset)
+                            if w != lemma and w.isalpha() and index.get(w, (0, 0))[0] > 0})
+            best[lemma] = tagged
+            table[lemma] = words
+    return {k: v for k, v in sorted(table.items()) if v}
 
 
 if __name__ == "__main__":
