@@ -215,3 +215,26 @@ def test_gender_swap_counts_changed_samples() -> None:
     assert changed.derivation["swapped_words"] == 4
     (same,) = derive(perturbation("gender_swap"), Sample(id="g2", input="It ran."))
     assert same.input == "It ran." and same.derivation["changed"] is False
+
+
+def test_group_gaps_from_group_labels() -> None:
+    """Samples with metadata["group"]: per-group paired metrics and the largest gap."""
+    from evalkit.log.records import SampleRecord
+    from evalkit.stages.robustness import group_gaps, pair_record, robustness_results
+    from evalkit.types import Score
+
+    rng = random.Random(3)
+    records = []
+    for i in range(40):
+        group = "f" if i % 2 else "m"
+        clean = SampleRecord(id=str(i), metadata={"group": group}, choices=("a", "b"),
+                             score=Score(float(rng.random() < (0.8 if group == "f" else 0.4)), 0))
+        pert = SampleRecord(id=f"{i}@gender_swap", source_id=str(i), choices=("a", "b"),
+                            score=Score(float(rng.random() < 0.6), 1), derivation={"changed": True})
+        records.append(pair_record(str(i), clean, [pert], "counterfactual"))
+    results = robustness_results(records, "counterfactual", "group", seed=0, resamples=200)
+    by_group = {g: [r for r in records if r.metadata["group"] == g] for g in ("f", "m")}
+    means = {g: sum(r.score.extras["clean"] for r in rs) / len(rs) for g, rs in by_group.items()}  # type: ignore[union-attr]
+    assert results.categories["group:f"]["clean"].value == means["f"]
+    assert group_gaps(results)["clean"] == max(means.values()) - min(means.values())
+    assert results.overall["prediction_changed"].value == 1.0  # every answer moved from 0 to 1
