@@ -19,6 +19,7 @@ from evalkit import registry
 from evalkit.data import resolve_data_dir
 from evalkit.errors import ConfigError, EvalkitError
 from evalkit.params import split_assignments
+from evalkit.perturb.spec import split_task_list
 from evalkit.plan import MODEL_ROLE, RoleConfig
 
 
@@ -160,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from evalkit.report_text import results_table
     from evalkit.runner import run
 
-    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    tasks = split_task_list(args.tasks)  # commas inside task@wrapper(k=v,...) do not split
     if not tasks:
         raise ConfigError("--tasks is empty")
     task_params = list(args.task_param) + ([f"chat={args.chat}"] if args.chat else [])

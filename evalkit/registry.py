@@ -107,8 +107,12 @@ tasks: Registry[TaskEntry] = Registry("task")
 backends: Registry[BackendInfo] = Registry("backend")
 judges: Registry[object] = Registry("judge")
 metrics: Registry[object] = Registry("metric")
+#: task wrappers named in task lists, `task@name(k=v)` (evalkit.perturb: perturbations, formats)
+perturbations: Registry[object] = Registry("perturbation")
 #: CLI subcommands added by plugins (e.g. `evalkit leaderboard` from evalkit.reports)
 commands: Registry[object] = Registry("command")
+commands.register("robustness", "evalkit.stages.robustness_cli:ROBUSTNESS")
+commands.register("format-spread", "evalkit.stages.robustness_cli:FORMAT_SPREAD")
 
 #: called with a run log's path once it is complete (written, resumed or re-scored), e.g. so
 #: the reports plugin indexes it while the records are hot instead of at the first UI render;

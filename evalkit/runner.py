@@ -177,17 +177,18 @@ def load_and_select(task: Task, source: DataSource, config: RunConfig) -> tuple[
 
 
 def select_samples(task: Task, samples: Sequence[Sample], limit: int | None) -> tuple[Sample, ...]:
+    """The first `limit` samples (per subtask where the task says so). Derived samples count
+    by their source (`join_key`): `--limit 5` on a circular task is 5 questions, every rotation."""
     if limit is None:
         return tuple(samples)
     if limit <= 0:
         raise ConfigError(f"--limit must be a positive number, got {limit}")
-    if not task.limit_per_subtask:
-        return tuple(samples[:limit])
-    taken: dict[str, int] = {}
+    taken: dict[str, set[str]] = {}
     chosen = []
     for s in samples:
-        if taken.get(s.subtask, 0) < limit:
-            taken[s.subtask] = taken.get(s.subtask, 0) + 1
+        seen = taken.setdefault(s.subtask if task.limit_per_subtask else "", set())
+        if s.join_key in seen or len(seen) < limit:
+            seen.add(s.join_key)
             chosen.append(s)
     return tuple(chosen)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from evalkit import registry
 from evalkit.errors import ConfigError
 from evalkit.params import NO_MODEL, ModelFacts, Param, resolve
+from evalkit.perturb.spec import canonical_name, parse_task_name
 from evalkit.results import GroupMetrics, TaskResults
 from evalkit.types import Request, Response, Sample, Score
 
@@ -183,19 +184,25 @@ def register_task(name: str, factory: TaskFactory, params: Sequence[Param] = (),
 
 
 def task_entry(name: str) -> TaskEntry:
-    entry: Any = registry.tasks.get(name)
+    """A task's entry; for `task@wrapper(...)` the entry of the task it wraps."""
+    entry: Any = registry.tasks.get(parse_task_name(name)[0])
     return entry if isinstance(entry, TaskEntry) else TaskEntry(entry)
 
 
 def get_task(name: str, given: Mapping[str, Sequence[str]] | None = None, facts: ModelFacts = NO_MODEL) -> Task:
     """Build a task from raw `-T` values (checked, typed, defaults filled in)."""
     entry = task_entry(name)
-    values = resolve(name, entry.params, given or {}, facts)
+    values = resolve(parse_task_name(name)[0], entry.params, given or {}, facts)
     task = entry.factory(**values)
     if not isinstance(task, Task):
         raise TypeError(f"task factory for {name!r} returned {type(task).__name__}, not a Task")
     if entry.params:
         task.parameters = MappingProxyType(values)  # part of construction: nothing has seen it yet
+    base, calls = parse_task_name(name)
+    if calls:
+        from evalkit.perturb.wrap import wrap_task  # the wrappers import this module
+
+        task = wrap_task(task, calls, canonical_name(base, calls))
     return task
 
 
