@@ -89,6 +89,13 @@ class Stage(ABC):
     @abstractmethod
     def aggregate(self, records: Sequence[SampleRecord], seed: int) -> TaskResults: ...
 
+    def units(self, keys: Sequence[str], joined: Mapping[str, Mapping[str, tuple[SampleRecord, ...]]]
+              ) -> tuple[list[str], dict[str, Mapping[str, tuple[SampleRecord, ...]]]]:
+        """The keys the stage processes, each with its joined records. By default one per joined
+        key; a stage that makes several records per key (a judge: each turn and answer order)
+        splits them here, so each is appended, resumed and cached on its own."""
+        return list(keys), dict(joined)
+
     def header(self, inputs: Sequence[StageInput], identity: str,
                roles: Mapping[str, tuple[ModelSpec, Engine]]) -> HeaderRecord:
         labels = "+".join(i.label for i in inputs)
@@ -141,6 +148,7 @@ async def run_stage(stage: Stage, inputs: Sequence[StageInput], output: Path,
     if missing:
         raise ConfigError(f"stage {stage.name!r} needs a {missing[0]!r} model: give it with --role {missing[0]}=SPEC")
     keys, joined, skipped = joined_keys(inputs)
+    keys, joined = stage.units(keys, joined)
     identity = stage_identity(stage, inputs, {r: options.roles[r] for r in stage.roles}, options.seed)
     existing = read_log(output) if output.exists() else None
     if existing is not None and existing.header.identity != identity:

@@ -1,0 +1,75 @@
+"""Asking the judge: greedy text verdicts with one re-ask, or first-token probabilities."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evalkit.judges.templates import Template
+from evalkit.judges.verdicts import (
+    PAIR_TOKENS,
+    parse_pair,
+    parse_rating,
+    prob_verdict,
+    reask_prompt,
+)
+from evalkit.task import ScoreContext
+from evalkit.types import (
+    ChoiceLogprobsRequest,
+    GenerateRequest,
+    GenerationParams,
+    Message,
+    Request,
+    Response,
+)
+
+Asked = tuple[Any, dict[str, Any], list[Request], list[Response], str | None]
+
+
+def judge_request(messages: tuple[Message, ...], max_tokens: int) -> GenerateRequest:
+    return GenerateRequest(messages, GenerationParams(max_tokens=max_tokens, temperature=0.0))
+
+
+def _parse(template: Template, text: str) -> Any:
+    if template.verdict == "rating":
+        return parse_rating(text, template.scale)
+    return parse_pair(text)
+
+
+async def ask_text(messages: tuple[Message, ...], template: Template, max_tokens: int, ctx: ScoreContext) -> Asked:
+    """(verdict, extras, requests, responses, error). An unreadable verdict is asked again once
+    (the judge's own output, then "answer with ... only"); still unreadable: an error."""
+    kind = "rating" if template.verdict == "rating" else "pair"
+    requests: list[Request] = [judge_request(messages, max_tokens)]
+    responses = list(await ctx.execute("judge", requests))
+    if not responses[0].ok:
+        return None, {}, requests, responses, f"judge request failed: {responses[0].error}"
+    verdict = _parse(template, responses[0].text or "")
+    if verdict is None:
+        follow_up = judge_request(reask_prompt(messages, responses[0].text or "", kind), max_tokens)
+        requests.append(follow_up)
+        responses.extend(await ctx.execute("judge", [follow_up]))
+        if not responses[-1].ok:
+            return None, {}, requests, responses, f"judge re-ask failed: {responses[-1].error}"
+        verdict = _parse(template, responses[-1].text or "")
+    if verdict is None:
+        raw = (responses[-1].text or "")[:200]
+        return None, {}, requests, responses, f"unparseable verdict after a re-ask: {raw!r}"
+    return verdict, {"attempts": len(responses)}, requests, responses, None
+
+
+async def ask_prob(messages: tuple[Message, ...], ctx: ScoreContext) -> Asked:
+    """The verdict from P("A"), P("B"), P("C") as the first token; a failure when those three
+    carry less than half the probability."""
+    requests: list[Request] = [ChoiceLogprobsRequest(messages, PAIR_TOKENS)]
+    responses = list(await ctx.execute("judge", requests))
+    response = responses[0]
+    if not response.ok or response.choice_logprobs is None:
+        return None, {}, requests, responses, f"judge request failed: {response.error}"
+    missing = tuple(str(t) for t in response.meta.get("not_in_top", ()))
+    pv = prob_verdict(response.choice_logprobs, missing)
+    extras: dict[str, Any] = {"p_a": pv.p_a, "p_b": pv.p_b, "p_tie": pv.p_tie, "mass": pv.mass,
+                              "not_in_top": list(missing), "attempts": 1}
+    if not pv.ok:
+        return None, extras, requests, responses, (f"verdict tokens carry {pv.mass:.3f} of the probability "
+                                                   "(less than half): no verdict")
+    return pv.verdict, {**extras, "score_first": pv.score_first}, requests, responses, None
