@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.judges.templates import Template
@@ -20,9 +21,23 @@ from evalkit.types import (
     Message,
     Request,
     Response,
+    tag_requests,
 )
 
-Asked = tuple[Any, dict[str, Any], list[Request], list[Response], str | None]
+
+@dataclass(frozen=True)
+class Asked:
+    """What the judge said: the verdict (None on failure), its extras, every request and raw
+    response (the re-ask too), and why there is no verdict. A failed request is `transient`
+    (the record is an error, retried by the next run); an unreadable verdict is final (kept,
+    counted as a failure, never scored)."""
+
+    verdict: Any
+    requests: list[Request]
+    responses: list[Response]
+    extras: dict[str, Any] = field(default_factory=dict)
+    failure: str | None = None
+    transient: bool = False
 
 
 def judge_request(messages: tuple[Message, ...], max_tokens: int) -> GenerateRequest:
@@ -39,22 +54,25 @@ async def ask_text(messages: tuple[Message, ...], template: Template, max_tokens
     """(verdict, extras, requests, responses, error). An unreadable verdict is asked again once
     (the judge's own output, then "answer with ... only"); still unreadable: an error."""
     kind = "rating" if template.verdict == "rating" else "pair"
-    requests: list[Request] = [judge_request(messages, max_tokens)]
+    requests: list[Request] = list(tag_requests([judge_request(messages, max_tokens)], ctx.sample_id, ctx.seed))
     responses = list(await ctx.execute("judge", requests))
     if not responses[0].ok:
-        return None, {}, requests, responses, f"judge request failed: {responses[0].error}"
+        return Asked(None, requests, responses, failure=f"judge request failed: {responses[0].error}", transient=True)
     verdict = _parse(template, responses[0].text or "")
     if verdict is None:
-        follow_up = judge_request(reask_prompt(messages, responses[0].text or "", kind), max_tokens)
+        (follow_up,) = tag_requests([judge_request(reask_prompt(messages, responses[0].text or "", kind), max_tokens)],
+                                    ctx.sample_id, ctx.seed)  # logged as sent
         requests.append(follow_up)
         responses.extend(await ctx.execute("judge", [follow_up]))
         if not responses[-1].ok:
-            return None, {}, requests, responses, f"judge re-ask failed: {responses[-1].error}"
+            return Asked(None, requests, responses, failure=f"judge re-ask failed: {responses[-1].error}",
+                             transient=True)
         verdict = _parse(template, responses[-1].text or "")
     if verdict is None:
         raw = (responses[-1].text or "")[:200]
-        return None, {}, requests, responses, f"unparseable verdict after a re-ask: {raw!r}"
-    return verdict, {"attempts": len(responses)}, requests, responses, None
+        return Asked(None, requests, responses, {"attempts": len(responses)},
+                     f"unparseable verdict after a re-ask: {raw!r}")
+    return Asked(verdict, requests, responses, {"attempts": len(responses)})
 
 
 async def ask_prob(messages: tuple[Message, ...], ctx: ScoreContext) -> Asked:
@@ -64,12 +82,12 @@ async def ask_prob(messages: tuple[Message, ...], ctx: ScoreContext) -> Asked:
     responses = list(await ctx.execute("judge", requests))
     response = responses[0]
     if not response.ok or response.choice_logprobs is None:
-        return None, {}, requests, responses, f"judge request failed: {response.error}"
+        return Asked(None, requests, responses, failure=f"judge request failed: {response.error}", transient=True)
     missing = tuple(str(t) for t in response.meta.get("not_in_top", ()))
     pv = prob_verdict(response.choice_logprobs, missing)
     extras: dict[str, Any] = {"p_a": pv.p_a, "p_b": pv.p_b, "p_tie": pv.p_tie, "mass": pv.mass,
                               "not_in_top": list(missing), "attempts": 1}
     if not pv.ok:
-        return None, extras, requests, responses, (f"verdict tokens carry {pv.mass:.3f} of the probability "
-                                                   "(less than half): no verdict")
-    return pv.verdict, {**extras, "score_first": pv.score_first}, requests, responses, None
+        return Asked(None, requests, responses, extras,
+                     f"verdict tokens carry {pv.mass:.3f} of the probability (less than half): no verdict")
+    return Asked(pv.verdict, requests, responses, {**extras, "score_first": pv.score_first})

@@ -83,20 +83,21 @@ def judgments_from_records(records: Iterable[SampleRecord]) -> list[Judgment]:
 
 def _from_record(record: SampleRecord, d: dict[str, object]) -> Judgment:
     extras = record.score.extras if record.score else {}
+    failed = record.error is not None or record.score is None
     question, category = record.source_id or record.id, record.subtask
     protocol = d.get("protocol")
     if protocol == "pairwise":
         return PairJudgment(question, int(str(d["turn"])), category, str(d["model_1"]), str(d["model_2"]),
-                            str(d["order"]), extras.get("verdict") if record.error is None else None,
+                            str(d["order"]), None if failed else extras.get("verdict"),
                             _int(d.get("chars_1")), _int(d.get("chars_2")),
                             extras.get("weighted"), extras.get("mass"))
     if protocol == "single":
         scale = d.get("scale") or (1, 10)
         assert isinstance(scale, Sequence)
-        rating = extras.get("rating") if record.error is None else None
+        rating = None if failed else extras.get("rating")
         return SingleJudgment(question, int(str(d["turn"])), category, str(d["model"]), rating,
                               (int(scale[0]), int(scale[1])))
-    preference = extras.get("preference") if record.error is None else None
+    preference = None if failed else extras.get("preference")
     return ReferenceJudgment(question, category, str(d["model"]), str(d["baseline"]), preference,
                              _int(d.get("chars_model")), _int(d.get("chars_baseline")))
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.judges.aggregate import pairwise_results, reference_results, single_results
-from evalkit.judges.asking import ask_prob, ask_text
+from evalkit.judges.asking import Asked, ask_prob, ask_text
 from evalkit.judges.judgments import (
     PairJudgment,
     ReferenceJudgment,
@@ -35,8 +35,6 @@ from evalkit.types import (
     GENERATE,
     ChoiceLogprobsRequest,
     GenerateRequest,
-    Request,
-    Response,
     Score,
     stable_hash,
 )
@@ -44,6 +42,8 @@ from evalkit.types import (
 PROTOCOLS = ("pairwise", "single", "reference")
 VERDICTS = ("text", "prob")
 Joined = Mapping[str, tuple[SampleRecord, ...]]
+#: a text verdict as the outcome for the answer shown first
+OUTCOME = {"A": 1.0, "B": 0.0, "tie": 0.5}
 
 
 @dataclass(frozen=True)
@@ -151,18 +151,18 @@ class JudgeStage(Stage):
         template = self._template("pairwise", turn, _has_reference(first, turn))
         fields = conversation_fields(first, turn, {"a": shown[0], "b": shown[1]})
         names = [c.name for c in self.settings.contestants[:2]]
-        chars = [_chars(one, turn), _chars(two, turn)]
         derivation = {"protocol": "pairwise", "turn": turn, "order": order, "model_1": names[0],
-                      "model_2": names[1], "chars_1": chars[0], "chars_2": chars[1], "template": template.name}
-        verdict, extras, requests, responses, error = await self._ask(template, fields, ctx)
+                      "model_2": names[1], "chars_1": _chars(one, turn), "chars_2": _chars(two, turn),
+                      "template": template.name}
+        asked = await self._ask(template, fields, ctx)
         score = None
-        if error is None:
-            weighted = extras.get("score_first")
-            outcome_first = weighted if weighted is not None else {"A": 1.0, "B": 0.0, "tie": 0.5}[str(verdict)]
-            value = outcome_first if order == "ab" else 1 - outcome_first
-            extras = {**extras, "verdict": verdict, "weighted": value if weighted is not None else None}
-            score = Score(value=value, extracted=verdict, extras=extras)
-        return self._record(key, question, first, template, requests, responses, score, error, derivation)
+        if asked.verdict is not None:
+            weighted = asked.extras.get("score_first")
+            first_outcome = weighted if weighted is not None else OUTCOME[asked.verdict]
+            value = first_outcome if order == "ab" else 1 - first_outcome  # for model_1
+            extras = {**asked.extras, "verdict": asked.verdict, "weighted": value if weighted is not None else None}
+            score = Score(value=value, extracted=asked.verdict, extras=extras)
+        return self._record(key, question, first, template, asked, score, derivation)
 
     async def _single(self, key: str, question: str, first: SampleRecord, answer: SampleRecord, turn: int,
                       ctx: ScoreContext) -> SampleRecord:
@@ -172,9 +172,12 @@ class JudgeStage(Stage):
         name = next(c.name for c in self.settings.contestants if c.label == label)
         derivation = {"protocol": "single", "turn": turn, "model": name, "scale": list(template.scale),
                       "template": template.name}
-        rating, extras, requests, responses, error = await self._ask(template, fields, ctx)
-        score = Score(value=float(rating), extracted=rating, extras={**extras, "rating": rating}) if error is None else None
-        return self._record(key, question, first, template, requests, responses, score, error, derivation)
+        asked = await self._ask(template, fields, ctx)
+        score = None
+        if asked.verdict is not None:
+            score = Score(value=float(asked.verdict), extracted=asked.verdict,
+                          extras={**asked.extras, "rating": asked.verdict})
+        return self._record(key, question, first, template, asked, score, derivation)
 
     async def _reference(self, key: str, question: str, first: SampleRecord, answer: SampleRecord,
                          ctx: ScoreContext) -> SampleRecord:
@@ -190,31 +193,35 @@ class JudgeStage(Stage):
         derivation = {"protocol": "reference", "model": name, "baseline": s.reference_name,
                       "reference_side": "A" if ref_first else "B", "chars_model": len(model_text),
                       "chars_baseline": len(ref_text), "template": template.name}
-        verdict, extras, requests, responses, error = await self._ask(template, fields, ctx)
+        asked = await self._ask(template, fields, ctx)
         score = None
-        if error is None:
-            model_first = extras.get("score_first")
-            if model_first is None:
-                model_first = {"A": 1.0, "B": 0.0, "tie": 0.5}[str(verdict)]
-            model_score = 1 - model_first if ref_first else model_first
+        if asked.verdict is not None:
+            weighted = asked.extras.get("score_first")
+            first_outcome = weighted if weighted is not None else OUTCOME[asked.verdict]
+            model_score = 1 - first_outcome if ref_first else first_outcome
             preference = 1.0 + model_score  # AlpacaEval's encoding: 1 reference, 2 model, 1.5 draw
-            score = Score(value=model_score, extracted=verdict, extras={**extras, "verdict": verdict,
-                                                                         "preference": preference})
-        return self._record(key, question, first, template, requests, responses, score, error, derivation)
+            score = Score(value=model_score, extracted=asked.verdict,
+                          extras={**asked.extras, "verdict": asked.verdict, "preference": preference})
+        return self._record(key, question, first, template, asked, score, derivation)
 
-    def _record(self, key: str, question: str, first: SampleRecord, template: Template, requests: Sequence[Request],
-                responses: Sequence[Response], score: Score | None, error: str | None,
-                derivation: Mapping[str, Any]) -> SampleRecord:
-        prompt = requests[0].prompt if requests and isinstance(requests[0], GenerateRequest | ChoiceLogprobsRequest) else ()
+    def _record(self, key: str, question: str, first: SampleRecord, template: Template, asked: Asked,
+                score: Score | None, derivation: Mapping[str, Any]) -> SampleRecord:
+        """A failed request is the record's error (the next run retries it); an unreadable verdict
+        is final: no score, its reason in `metadata.verdict_error` (counted as a failure)."""
+        request = asked.requests[0]
+        prompt = request.prompt if isinstance(request, GenerateRequest | ChoiceLogprobsRequest) else ()
         text = "\n\n".join(f"[{m.role}]\n{m.content}" for m in prompt) if not isinstance(prompt, str) else prompt
+        metadata: dict[str, Any] = {"template_hash": template.hash}
+        if asked.failure and not asked.transient:
+            metadata["verdict_error"] = asked.failure
         return SampleRecord(id=key, subtask=first.subtask, input=first.input, target=first.target,
-                            metadata={"template_hash": template.hash}, prompt=text, requests=tuple(requests),
-                            responses=tuple(responses), score=score, error=error, source_id=question,
+                            metadata=metadata, prompt=text, requests=tuple(asked.requests),
+                            responses=tuple(asked.responses), score=score,
+                            error=asked.failure if asked.transient else None, source_id=question,
                             derivation=dict(derivation))
 
-    async def _ask(self, template: Template, fields: Mapping[str, str], ctx: ScoreContext
-                   ) -> tuple[Any, dict[str, Any], list[Request], list[Response], str | None]:
-        """(verdict, extras, requests, responses, error): greedy, re-asked once when unreadable."""
+    async def _ask(self, template: Template, fields: Mapping[str, str], ctx: ScoreContext) -> Asked:
+        """Greedy text verdicts re-asked once when unreadable, or first-token probabilities."""
         messages = template.render(fields)
         if self.settings.verdict == "prob":
             return await ask_prob(messages, ctx)

@@ -22,7 +22,8 @@ REASK_RATING = "Answer with the rating only, in the form Rating: [[n]]."
 _TAG = r"(?:assistant\s*)?(a|b|c|tie)"
 _DOUBLE = re.compile(r"\[\[\s*" + _TAG + r"\s*\]\]", re.IGNORECASE)
 _SINGLE = re.compile(r"\[\s*" + _TAG + r"\s*\]", re.IGNORECASE)
-_FINAL = re.compile(r"(?:final\s+)?verdict\s*(?:is)?\s*[:\-]?\s*\**\s*(?:assistant\s*)?(a|b|c|tie)\b", re.IGNORECASE)
+_FINAL = re.compile(r"(?:final\s+)?verdict\s*(?:is)?\s*[:\-]?\s*\**\s*(?:a\s+)?(?:assistant\s*)?(tie|a|b|c)\b",
+                    re.IGNORECASE)
 _BARE = re.compile(r"^\W*(?:assistant\s*)?(a|b|c|tie)\W*$", re.IGNORECASE)
 
 WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
