@@ -75,7 +75,7 @@ async def ask_text(messages: tuple[Message, ...], template: Template, max_tokens
     return Asked(verdict, requests, responses, {"attempts": len(responses)})
 
 
-async def ask_prob(messages: tuple[Message, ...], ctx: ScoreContext) -> Asked:
+async def ask_prob(messages: tuple[Message, ...] | str, ctx: ScoreContext) -> Asked:
     """The verdict from P("A"), P("B"), P("C") as the first token; a failure when those three
     carry less than half the probability."""
     requests: list[Request] = [ChoiceLogprobsRequest(messages, PAIR_TOKENS)]

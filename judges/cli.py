@@ -30,9 +30,14 @@ class JudgeCommand:
         parser.add_argument("--template", help="a judge template by name (default: FastChat's per turn)")
         parser.add_argument("--verdict", choices=("text", "prob"), default="text",
                             help="text: parse [[A]]/[[B]]/[[C]] or Rating: [[n]]; prob: first-token probabilities")
+        parser.add_argument("--prompt-form", choices=("chat", "completion"), default="chat",
+                            help="--verdict prob: chat messages, or one text prompt ending in 'Verdict:' "
+                                 "(for small judges used as completion models)")
         parser.add_argument("--max-tokens", type=int, default=256, help="judge output tokens (default 256)")
         parser.add_argument("--limit", type=int, help="judge the first N questions only")
         parser.add_argument("--seed", type=int, default=0, help="seed of side draws and CIs (default 0)")
+        parser.add_argument("--concurrency", type=int, default=8,
+                            help="judgments in flight (default 8; 1 for a server that answers one at a time)")
         parser.add_argument("-o", "--output", type=Path, help="the judgment log (default under --output-dir)")
         parser.add_argument("--output-dir", type=Path, default=Path("runs"), help="default ./runs")
         parser.add_argument("--cache-dir", type=Path, help="response cache folder")

@@ -41,17 +41,22 @@ def plan_judging(args: argparse.Namespace) -> JudgePlan:
     _check_judge(judge, args.verdict)
     logs = [read_log(p) for p in args.runs] + ([read_log(args.baseline)] if args.baseline else [])
     _check_logs(logs, args.protocol)
+    if args.prompt_form == "completion" and args.verdict != "prob":
+        raise ConfigError("--prompt-form completion is for --verdict prob (text verdicts are chats)")
     if args.max_tokens < 1:
         raise ConfigError("--max-tokens must be at least 1")
     contestants = tuple(Contestant(f"model_{i + 1}", _model_name(log)) for i, log in enumerate(logs))
     reference, ref_name, ref_hash = _reference(args)
     settings = JudgeSettings(args.protocol, contestants, args.verdict, args.template, args.max_tokens,
-                             reference, ref_name, ref_hash, _self_judged(judge, logs, contestants))
+                             reference, ref_name, ref_hash, _self_judged(judge, logs, contestants),
+                             args.prompt_form)
     stage = JudgeStage(settings)
-    inputs = [StageInput(c.label, with_limit(log, args.limit) if i == 0 else log)
-              for i, (c, log) in enumerate(zip(contestants, logs, strict=True))]
+    if args.concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    chosen = limited_ids(logs[0], args.limit)
+    inputs = [StageInput(c.label, with_ids(log, chosen)) for c, log in zip(contestants, logs, strict=True)]
     options = StageOptions(roles={"judge": judge}, cache_dir=args.cache_dir, use_cache=not args.no_cache,
-                           seed=args.seed, progress=not args.no_progress)
+                           seed=args.seed, progress=not args.no_progress, concurrency=args.concurrency)
     output = args.output or (args.output_dir / "judge" / (
         f"{logs[0].header.task_name}-{args.protocol}-{stage_identity(stage, inputs, {'judge': judge}, args.seed)[:10]}.jsonl"))
     return JudgePlan(stage, inputs, output, options, _missing_notes(inputs))
@@ -125,9 +130,17 @@ def file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def with_limit(log: RunLog, limit: int | None) -> RunLog:
+def limited_ids(log: RunLog, limit: int | None) -> set[str] | None:
+    """The first `limit` questions of the first contestant's log (None: all)."""
     if limit is None:
-        return log
+        return None
     if limit < 1:
         raise ConfigError("--limit must be at least 1")
-    return dataclasses.replace(log, samples=dict(list(log.samples.items())[:limit]))
+    return set(list(log.samples)[:limit])
+
+
+def with_ids(log: RunLog, ids: set[str] | None) -> RunLog:
+    """The log with only these questions (every contestant the same ones, so --limit skips none)."""
+    if ids is None:
+        return log
+    return dataclasses.replace(log, samples={k: v for k, v in log.samples.items() if k in ids})

@@ -65,6 +65,8 @@ class JudgeSettings:
     reference_hash: str = ""
     #: the contestant that is also the judge (self-preference is flagged), if any
     self_judged: str | None = None
+    #: "chat" (system + user messages) or "completion" (one text prompt ending in a verdict cue)
+    prompt_form: str = "chat"
 
 
 class JudgeStage(Stage):
@@ -84,7 +86,7 @@ class JudgeStage(Stage):
         s = self.settings
         template = get_template(s.template).describe() if s.template else "default (FastChat's choice per turn)"
         return {**super().config(), "protocol": s.protocol, "verdict": s.verdict, "template": template,
-                "max_tokens": s.max_tokens, "contestants": {c.label: c.name for c in s.contestants},
+                "max_tokens": s.max_tokens, "prompt_form": s.prompt_form, "contestants": {c.label: c.name for c in s.contestants},
                 "reference": {"name": s.reference_name, "hash": s.reference_hash} if s.reference else None,
                 "rule": "fastchat" if s.protocol == "pairwise" else None}
 
@@ -224,7 +226,8 @@ class JudgeStage(Stage):
         """Greedy text verdicts re-asked once when unreadable, or first-token probabilities."""
         messages = template.render(fields)
         if self.settings.verdict == "prob":
-            return await ask_prob(messages, ctx)
+            completion = self.settings.prompt_form == "completion"
+            return await ask_prob(template.render_completion(fields) if completion else messages, ctx)
         return await ask_text(messages, template, self.settings.max_tokens, ctx)
 
     # -- results ----------------------------------------------------------------------------

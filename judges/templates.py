@@ -49,6 +49,13 @@ class Template:
             raise ConfigError(f"judge template {self.name!r} needs {exc.args[0]!r}, which this judgment lacks") from None
         return (Message("system", self.system_prompt), Message("user", user))
 
+    def render_completion(self, fields: Mapping[str, str]) -> str:
+        """One plain-text prompt ending in a cue for the verdict, for judges used as completion
+        models (a small model follows "Verdict:" far better than a chat instruction)."""
+        system, user = self.render(fields)
+        cue = "Verdict:" if self.verdict.startswith("pair") else "Rating:"
+        return f"{system.content}\n\n{user.content}\n\n{cue}"
+
 
 @cache
 def all_templates() -> dict[str, Template]:

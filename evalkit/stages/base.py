@@ -147,8 +147,8 @@ async def run_stage(stage: Stage, inputs: Sequence[StageInput], output: Path,
     missing = sorted(set(stage.roles) - set(options.roles))
     if missing:
         raise ConfigError(f"stage {stage.name!r} needs a {missing[0]!r} model: give it with --role {missing[0]}=SPEC")
-    keys, joined, skipped = joined_keys(inputs)
-    keys, joined = stage.units(keys, joined)
+    keys, by_key, skipped = joined_keys(inputs)
+    keys, joined = stage.units(keys, by_key)
     identity = stage_identity(stage, inputs, {r: options.roles[r] for r in stage.roles}, options.seed)
     existing = read_log(output) if output.exists() else None
     if existing is not None and existing.header.identity != identity:
