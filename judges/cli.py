@@ -61,7 +61,8 @@ class JudgeCommand:
             print(f"evalkit: skipped question {question}: {reason}", file=sys.stderr)
         title = f"judge · {args.protocol} · {args.judge} ({plan.output})"
         print(results_table(title, summary.results.to_dict(), subtasks=True))
-        print(f"  {summary.n_samples} judgments ({summary.n_errors} unreadable or failed); log: {plan.output}")
+        print(f"  {summary.n_samples} judgments, {summary.n_errors} without a verdict (unreadable, or a failed "
+              f"request that a rerun retries); log: {plan.output}")
         return 0
 
 

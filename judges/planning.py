@@ -20,6 +20,9 @@ from evalkit.models import ModelSpec, parse_model_spec
 from evalkit.stages.base import StageInput, StageOptions, joined_keys, stage_identity
 from evalkit.types import CHOICE_LOGPROBS, GENERATE, stable_hash
 
+#: about how long a judge template's own text is
+TEMPLATE_CHARS = 1500
+
 
 @dataclass
 class JudgePlan:
@@ -31,9 +34,14 @@ class JudgePlan:
 
     def dry_run_text(self) -> str:
         keys, joined, _ = joined_keys(self.inputs)
-        units, _ = self.stage.units(keys, joined)
-        return (f"judge dry run: {len(units)} judgments of {len(keys) - len(self.stage.skipped)} questions "
-                f"by {self.options.roles['judge'].raw}; output {self.output}; nothing sent")
+        units, unit_joined = self.stage.units(keys, joined)
+        # a rough size: the answers shown plus the template text, at ~4 characters a token
+        chars = sum(TEMPLATE_CHARS + sum(len(r.text or "") for recs in unit_joined[u].values()
+                                         for r in recs[0].responses) for u in units)
+        per_call = self.stage.settings.max_tokens if self.stage.settings.verdict == "text" else 1
+        return (f"judge dry run: {len(units)} judgments of {len(keys) - len(self.stage.skipped)} questions by "
+                f"{self.options.roles['judge'].raw}: about {chars // 4} prompt tokens and at most "
+                f"{len(units) * per_call} output tokens (re-asks not counted); output {self.output}; nothing sent")
 
 
 def plan_judging(args: argparse.Namespace) -> JudgePlan:

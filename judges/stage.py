@@ -76,8 +76,9 @@ class JudgeStage(Stage):
     def __init__(self, settings: JudgeSettings) -> None:
         self.settings = settings
         self.roles = {"judge": frozenset({CHOICE_LOGPROBS if settings.verdict == "prob" else GENERATE})}
-        self.headline_metric = {"pairwise": "win_rate_ties_half", "single": "parse_failure_rate"}.get(
-            settings.protocol, "parse_failure_rate")
+        first = settings.contestants[0].name if settings.contestants else ""
+        self.headline_metric = {"pairwise": "win_rate_ties_half", "single": f"mean_score:{first}"}.get(
+            settings.protocol, f"alpaca_eval_win_rate:{first}")
         self.skipped: dict[str, str] = {}
         if settings.template:  # fail on a bad name before anything runs
             get_template(settings.template, _template_type(settings.protocol))
@@ -208,19 +209,23 @@ class JudgeStage(Stage):
 
     def _record(self, key: str, question: str, first: SampleRecord, template: Template, asked: Asked,
                 score: Score | None, derivation: Mapping[str, Any]) -> SampleRecord:
-        """A failed request is the record's error (the next run retries it); an unreadable verdict
-        is final: no score, its reason in `metadata.verdict_error` (counted as a failure)."""
+        """No verdict: the record's error, with its raw text in the responses. A failed request is
+        retried by the next run; an unreadable verdict is final (`metadata.verdict_error`)."""
         request = asked.requests[0]
         prompt = request.prompt if isinstance(request, GenerateRequest | ChoiceLogprobsRequest) else ()
         text = "\n\n".join(f"[{m.role}]\n{m.content}" for m in prompt) if not isinstance(prompt, str) else prompt
         metadata: dict[str, Any] = {"template_hash": template.hash}
         if asked.failure and not asked.transient:
-            metadata["verdict_error"] = asked.failure
+            metadata["verdict_error"] = True  # final: `retry` keeps it
         return SampleRecord(id=key, subtask=first.subtask, input=first.input, target=first.target,
                             metadata=metadata, prompt=text, requests=tuple(asked.requests),
-                            responses=tuple(asked.responses), score=score,
-                            error=asked.failure if asked.transient else None, source_id=question,
-                            derivation=dict(derivation))
+                            responses=tuple(asked.responses), score=score, error=asked.failure,
+                            source_id=question, derivation=dict(derivation))
+
+    def retry(self, record: SampleRecord) -> bool:
+        """Failed judge requests are retried by the next run; unreadable verdicts are final (the
+        judge is greedy and cached: asking again would read the same text)."""
+        return not record.metadata.get("verdict_error")
 
     async def _ask(self, template: Template, fields: Mapping[str, str], ctx: ScoreContext) -> Asked:
         """Greedy text verdicts re-asked once when unreadable, or first-token probabilities."""

@@ -96,6 +96,11 @@ class Stage(ABC):
         splits them here, so each is appended, resumed and cached on its own."""
         return list(keys), dict(joined)
 
+    def retry(self, record: SampleRecord) -> bool:
+        """Whether a rerun processes this finished record with an error again (by default every
+        error is retried; a stage may keep errors that are final, e.g. an unreadable verdict)."""
+        return True
+
     def header(self, inputs: Sequence[StageInput], identity: str,
                roles: Mapping[str, tuple[ModelSpec, Engine]]) -> HeaderRecord:
         labels = "+".join(i.label for i in inputs)
@@ -161,7 +166,7 @@ async def run_stage(stage: Stage, inputs: Sequence[StageInput], output: Path,
         if skipped and not existing:
             header = dataclasses.replace(header, extra={**header.extra, "unjoined_keys": skipped})
         done = dict(existing.samples) if existing else {}
-        pending = [k for k in keys if k not in done or done[k].error]
+        pending = [k for k in keys if k not in done or (done[k].error and stage.retry(done[k]))]
         with LogWriter(output) as writer:
             if existing is None:
                 writer.append(header.to_json())

@@ -17,6 +17,7 @@ import pytest
 from evalkit.backends.mock import request_digest
 from evalkit.cli import main
 from evalkit.log.records import requests_from_json
+from tests.conftest import SHARED_DATA
 from tests.helpers import evalkit, log_records
 from tests.judges.conftest import contestant_log
 
@@ -136,3 +137,38 @@ def test_sigkill_mid_judging_then_resume(contestants: tuple[Path, Path], tmp_pat
     done = evalkit(*judge_args(*contestants, clean, "mock"), env={"EVALKIT_CACHE_DIR": str(tmp_path / "c2")})
     assert done.returncode == 0, done.stderr
     assert log_records(clean)[-1]["results"] == records[-1]["results"]
+
+
+def test_dry_run_prints_calls_and_sends_nothing(contestants: tuple[Path, Path], tmp_path: Path) -> None:
+    calls, out = tmp_path / "calls.txt", tmp_path / "j.jsonl"
+    done = evalkit(*judge_args(*contestants, out, f"mock:calls_file={calls}", "--limit", "3", "--dry-run"))
+    assert done.returncode == 0, done.stderr
+    assert "12 judgments of 3 questions" in done.stdout and "prompt tokens" in done.stdout
+    assert not out.exists() and not calls.exists()
+
+
+def test_reference_protocol_draws_the_side_per_question_from_the_seed(tmp_path: Path) -> None:
+    assert main(["run", "--model", "mock", "--tasks", "alpaca_eval", "--limit", "8", "--output-dir",
+                 str(tmp_path / "ae"), "--no-progress"]) == 0
+    (run,) = (tmp_path / "ae").rglob("alpaca_eval-*.jsonl")
+    answers = tmp_path / "a.json"
+    answers.write_text(json.dumps({"Assistant": "[[A]]"}))  # always the answer shown first
+    reference = SHARED_DATA / "alpaca_eval/results/text_davinci_003/model_outputs.json.gz"
+    sides = {}
+    for seed in ("0", "1"):
+        out = tmp_path / f"ref{seed}.jsonl"
+        done = evalkit("judge", str(run), "--protocol", "reference", "--reference-outputs", str(reference),
+                       "--judge", f"mock:answers={answers}", "--seed", seed, "-o", str(out), "--no-progress")
+        assert done.returncode == 0, done.stderr
+        records = log_records(out)
+        samples = [r for r in records if r["type"] == "sample"]
+        assert len(samples) == 8
+        for s in samples:  # the model wins exactly when it was shown first
+            side = s["derivation"]["reference_side"]
+            assert s["score"]["extras"]["preference"] == (1.0 if side == "A" else 2.0)
+        sides[seed] = [s["derivation"]["reference_side"] for s in samples]
+        wins = sum(side == "B" for side in sides[seed])
+        overall = records[-1]["results"]["overall"]
+        assert overall["alpaca_eval_win_rate:mock"]["value"] == pytest.approx(100 * wins / 8)
+        assert records[0]["task"]["reference"]["name"] == "text_davinci_003"
+    assert sides["0"] != sides["1"] and set(sides["0"]) == {"A", "B"}

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow
 QUESTIONS = 5
 #: the server answers one request at a time: one judgment in flight, generous attempt timeouts
 JUDGE_ARGS = "first_token_logprobs=separate,timeout=900"
+MAX_TOKENS = 64
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +33,34 @@ def judge(contestants: tuple[Path, ...], spec: str, out: Path, *extra: str) -> l
     return log_records(out)
 
 
-def test_pairwise_both_turns_both_orders(contestants: tuple[Path, Path], judge_spec: str, tmp_path: Path) -> None:
-    records = judge(contestants, judge_spec, tmp_path / "pair.jsonl", "--max-tokens", "256")
+def test_probability_weighted_verdicts(contestants: tuple[Path, Path], judge_spec: str, tmp_path: Path) -> None:
+    # a 135M judge follows "...\n\nVerdict:" as a completion far better than a chat instruction
+    records = judge(contestants, judge_spec, tmp_path / "prob.jsonl", "--verdict", "prob", "--prompt-form", "completion")
     samples = [r for r in records if r["type"] == "sample"]
-    assert len(samples) == QUESTIONS * 2 * 2 and not any(s["error"] for s in samples)
+    assert len(samples) == QUESTIONS * 2 * 2
+    assert all(s["score"] is not None for s in samples), [s["metadata"].get("verdict_error") for s in samples]
+    for s in samples:
+        extras = s["score"]["extras"]
+        assert extras["mass"] >= 0.5 and extras["p_a"] + extras["p_b"] + extras["p_tie"] == pytest.approx(1)
+    overall = records[-1]["results"]["overall"]
+    assert overall["parse_failure_rate"]["value"] == 0
+    assert 0.5 <= overall["verdict_token_mass"]["value"] <= 1
+    assert "win_rate_weighted" in overall
+
+
+def test_pairwise_both_turns_both_orders(contestants: tuple[Path, Path], judge_spec: str, tmp_path: Path) -> None:
+    # CI keeps judge outputs short (the verdict comes last, so a cut one is re-asked); the
+    # 20-question run in the closing note uses max_tokens 256
+    records = judge(contestants, judge_spec, tmp_path / "pair.jsonl", "--max-tokens", str(MAX_TOKENS))
+    samples = [r for r in records if r["type"] == "sample"]
+    assert len(samples) == QUESTIONS * 2 * 2
     for s in samples:
         assert s["prompt"].startswith("[system]") and s["responses"][0]["text"] is not None
-        assert s["requests"][0]["params"]["max_tokens"] == 256 and s["requests"][0]["params"]["temperature"] == 0
+        assert s["requests"][0]["params"]["max_tokens"] == MAX_TOKENS and s["requests"][0]["params"]["temperature"] == 0
     overall = records[-1]["results"]["overall"]
     parsed = [s for s in samples if s["score"] is not None]
     failed = [s for s in samples if s["score"] is None]
-    assert all("verdict_error" in s["metadata"] and len(s["responses"]) == 2 for s in failed)  # re-asked
+    assert all(s["metadata"]["verdict_error"] and len(s["responses"]) == 2 for s in failed)  # re-asked, final
     assert overall["parse_failure_rate"]["value"] == pytest.approx(len(failed) / len(samples))
     pairs = overall["wins"]["n"]
     assert overall["wins"]["value"] + overall["ties"]["value"] + overall["losses"]["value"] == pairs
@@ -54,24 +72,10 @@ def test_pairwise_both_turns_both_orders(contestants: tuple[Path, Path], judge_s
 
 def test_single_grading(contestants: tuple[Path, Path], judge_spec: str, tmp_path: Path) -> None:
     records = judge(contestants[:1], judge_spec, tmp_path / "single.jsonl", "--protocol", "single",
-                    "--template", "evalkit-single-5pt-v1", "--max-tokens", "256")
+                    "--template", "evalkit-single-5pt-v1", "--max-tokens", str(MAX_TOKENS))
     samples = [r for r in records if r["type"] == "sample"]
     assert len(samples) == QUESTIONS  # a single-turn template: turn 1 of each question
     ratings = [s["score"]["extras"]["rating"] for s in samples if s["score"]]
     assert all(1 <= r <= 5 for r in ratings)
     overall = records[-1]["results"]["overall"]
     assert overall["parse_failure_rate"]["n"] == QUESTIONS
-
-
-def test_probability_weighted_verdicts(contestants: tuple[Path, Path], judge_spec: str, tmp_path: Path) -> None:
-    records = judge(contestants, judge_spec, tmp_path / "prob.jsonl", "--verdict", "prob")
-    samples = [r for r in records if r["type"] == "sample"]
-    assert len(samples) == QUESTIONS * 2 * 2
-    assert all(s["score"] is not None for s in samples), [s["metadata"].get("verdict_error") for s in samples]
-    for s in samples:
-        extras = s["score"]["extras"]
-        assert extras["mass"] >= 0.5 and extras["p_a"] + extras["p_b"] + extras["p_tie"] == pytest.approx(1)
-    overall = records[-1]["results"]["overall"]
-    assert overall["parse_failure_rate"]["value"] == 0
-    assert 0.5 <= overall["verdict_token_mass"]["value"] <= 1
-    assert "win_rate_weighted" in overall
