@@ -12,7 +12,6 @@ from pathlib import Path
 
 from evalkit.backends.facts import model_facts
 from evalkit.backends.replay_formats import read_json_array
-from evalkit.cli import parse_key_values
 from evalkit.errors import ConfigError
 from evalkit.judges.stage import Contestant, JudgeSettings, JudgeStage
 from evalkit.log.io import RunLog, read_log
@@ -45,7 +44,7 @@ class JudgePlan:
 
 
 def plan_judging(args: argparse.Namespace) -> JudgePlan:
-    judge = parse_model_spec(args.judge, parse_key_values(args.judge_args, "--judge-args"))
+    judge = parse_model_spec(args.judge, judge_options(args.judge_args))
     _check_judge(judge, args.verdict)
     logs = [read_log(p) for p in args.runs] + ([read_log(args.baseline)] if args.baseline else [])
     _check_logs(logs, args.protocol)
@@ -68,6 +67,15 @@ def plan_judging(args: argparse.Namespace) -> JudgePlan:
     output = args.output or (args.output_dir / "judge" / (
         f"{logs[0].header.task_name}-{args.protocol}-{stage_identity(stage, inputs, {'judge': judge}, args.seed)[:10]}.jsonl"))
     return JudgePlan(stage, inputs, output, options, _missing_notes(inputs))
+
+
+def judge_options(text: str) -> dict[str, str]:
+    """`--judge-args k=v,k=v` as the judge backend's options (checked by its spec)."""
+    pairs = [part.strip().partition("=") for part in text.split(",") if part.strip()]
+    bad = [key + eq + value for key, eq, value in pairs if not eq or not key.strip()]
+    if bad:
+        raise ConfigError(f"--judge-args: {bad[0]!r} is not key=value")
+    return {key.strip(): value.strip() for key, _, value in pairs}
 
 
 def _check_judge(judge: ModelSpec, verdict: str) -> None:
