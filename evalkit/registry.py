@@ -109,6 +109,9 @@ judges: Registry[object] = Registry("judge")
 metrics: Registry[object] = Registry("metric")
 #: CLI subcommands added by plugins (e.g. `evalkit leaderboard` from evalkit.reports)
 commands: Registry[object] = Registry("command")
+#: `evalkit score` for stage logs: stage name -> callable(RunLog) -> TaskResults, registered
+#: by the plugin whose stage wrote them (e.g. the judge re-reads its verdicts)
+rescorers: Registry[object] = Registry("rescorer")
 
 #: called with a run log's path once it is complete (written, resumed or re-scored), e.g. so
 #: the reports plugin indexes it while the records are hot instead of at the first UI render;

@@ -83,6 +83,12 @@ async def ask_prob(messages: tuple[Message, ...] | str, ctx: ScoreContext) -> As
     response = responses[0]
     if not response.ok or response.choice_logprobs is None:
         return Asked(None, requests, responses, failure=f"judge request failed: {response.error}", transient=True)
+    return _from_logprobs(requests, responses)
+
+
+def _from_logprobs(requests: list[Request], responses: list[Response]) -> Asked:
+    response = responses[0]
+    assert response.choice_logprobs is not None
     missing = tuple(str(t) for t in response.meta.get("not_in_top", ()))
     pv = prob_verdict(response.choice_logprobs, missing)
     extras: dict[str, Any] = {"p_a": pv.p_a, "p_b": pv.p_b, "p_tie": pv.p_tie, "mass": pv.mass,
@@ -91,3 +97,18 @@ async def ask_prob(messages: tuple[Message, ...] | str, ctx: ScoreContext) -> As
         return Asked(None, requests, responses, extras,
                      f"verdict tokens carry {pv.mass:.3f} of the probability (less than half): no verdict")
     return Asked(pv.verdict, requests, responses, {**extras, "score_first": pv.score_first})
+
+
+def reread(template: Template, requests: list[Request], responses: list[Response]) -> Asked | None:
+    """The verdict read again from stored outputs, with no judge call (`evalkit score`); None
+    when a request had failed (that judgment is left for a rerun of `evalkit judge`)."""
+    if not responses or any(not r.ok for r in responses):
+        return None
+    if responses[0].choice_logprobs is not None:
+        return _from_logprobs(requests, responses)
+    for attempt, response in enumerate(responses, start=1):
+        verdict = _parse(template, response.text or "")
+        if verdict is not None:
+            return Asked(verdict, requests, responses, {"attempts": attempt})
+    raw = (responses[-1].text or "")[:200]
+    return Asked(None, requests, responses, {"attempts": len(responses)}, f"unparseable verdict after a re-ask: {raw!r}")

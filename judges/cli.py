@@ -94,3 +94,4 @@ class ImportJudgmentsCommand:
 
 registry.commands.register("judge", JudgeCommand(), replace=True)
 registry.commands.register("import-judgments", ImportJudgmentsCommand(), replace=True)
+from evalkit.judges import rescore as _rescore  # noqa: E402,F401  (registers the judgment-log rescorer)

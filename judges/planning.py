@@ -56,7 +56,7 @@ def plan_judging(args: argparse.Namespace) -> JudgePlan:
     reference, ref_name, ref_hash = _reference(args)
     settings = JudgeSettings(args.protocol, contestants, args.verdict, args.template, args.max_tokens,
                              reference, ref_name, ref_hash, _self_judged(judge, logs, contestants),
-                             args.prompt_form)
+                             args.prompt_form, args.seed)
     stage = JudgeStage(settings)
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")

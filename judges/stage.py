@@ -67,6 +67,8 @@ class JudgeSettings:
     self_judged: str | None = None
     #: "chat" (system + user messages) or "completion" (one text prompt ending in a verdict cue)
     prompt_form: str = "chat"
+    #: the seed of the reference-side draws and the bootstrap (recorded, so re-scoring uses it)
+    seed: int = 0
 
 
 class JudgeStage(Stage):
@@ -87,7 +89,7 @@ class JudgeStage(Stage):
         s = self.settings
         template = get_template(s.template).describe() if s.template else "default (FastChat's choice per turn)"
         return {**super().config(), "protocol": s.protocol, "verdict": s.verdict, "template": template,
-                "max_tokens": s.max_tokens, "prompt_form": s.prompt_form, "contestants": {c.label: c.name for c in s.contestants},
+                "max_tokens": s.max_tokens, "prompt_form": s.prompt_form, "seed": s.seed, "contestants": {c.label: c.name for c in s.contestants},
                 "reference": {"name": s.reference_name, "hash": s.reference_hash} if s.reference else None,
                 "rule": "fastchat" if s.protocol == "pairwise" else None}
 
@@ -158,14 +160,7 @@ class JudgeStage(Stage):
                       "model_2": names[1], "chars_1": _chars(one, turn), "chars_2": _chars(two, turn),
                       "template": template.name}
         asked = await self._ask(template, fields, ctx)
-        score = None
-        if asked.verdict is not None:
-            weighted = asked.extras.get("score_first")
-            first_outcome = weighted if weighted is not None else OUTCOME[asked.verdict]
-            value = first_outcome if order == "ab" else 1 - first_outcome  # for model_1
-            extras = {**asked.extras, "verdict": asked.verdict, "weighted": value if weighted is not None else None}
-            score = Score(value=value, extracted=asked.verdict, extras=extras)
-        return self._record(key, question, first, template, asked, score, derivation)
+        return self._record(key, question, first, template, asked, score_of(asked, derivation), derivation)
 
     async def _single(self, key: str, question: str, first: SampleRecord, answer: SampleRecord, turn: int,
                       ctx: ScoreContext) -> SampleRecord:
@@ -176,11 +171,7 @@ class JudgeStage(Stage):
         derivation = {"protocol": "single", "turn": turn, "model": name, "scale": list(template.scale),
                       "template": template.name}
         asked = await self._ask(template, fields, ctx)
-        score = None
-        if asked.verdict is not None:
-            score = Score(value=float(asked.verdict), extracted=asked.verdict,
-                          extras={**asked.extras, "rating": asked.verdict})
-        return self._record(key, question, first, template, asked, score, derivation)
+        return self._record(key, question, first, template, asked, score_of(asked, derivation), derivation)
 
     async def _reference(self, key: str, question: str, first: SampleRecord, answer: SampleRecord,
                          ctx: ScoreContext) -> SampleRecord:
@@ -197,15 +188,7 @@ class JudgeStage(Stage):
                       "reference_side": "A" if ref_first else "B", "chars_model": len(model_text),
                       "chars_baseline": len(ref_text), "template": template.name}
         asked = await self._ask(template, fields, ctx)
-        score = None
-        if asked.verdict is not None:
-            weighted = asked.extras.get("score_first")
-            first_outcome = weighted if weighted is not None else OUTCOME[asked.verdict]
-            model_score = 1 - first_outcome if ref_first else first_outcome
-            preference = 1.0 + model_score  # AlpacaEval's encoding: 1 reference, 2 model, 1.5 draw
-            score = Score(value=model_score, extracted=asked.verdict,
-                          extras={**asked.extras, "verdict": asked.verdict, "preference": preference})
-        return self._record(key, question, first, template, asked, score, derivation)
+        return self._record(key, question, first, template, asked, score_of(asked, derivation), derivation)
 
     def _record(self, key: str, question: str, first: SampleRecord, template: Template, asked: Asked,
                 score: Score | None, derivation: Mapping[str, Any]) -> SampleRecord:
@@ -214,13 +197,10 @@ class JudgeStage(Stage):
         request = asked.requests[0]
         prompt = request.prompt if isinstance(request, GenerateRequest | ChoiceLogprobsRequest) else ()
         text = "\n\n".join(f"[{m.role}]\n{m.content}" for m in prompt) if not isinstance(prompt, str) else prompt
-        metadata: dict[str, Any] = {"template_hash": template.hash}
-        if asked.failure and not asked.transient:
-            metadata["verdict_error"] = True  # final: `retry` keeps it
         return SampleRecord(id=key, subtask=first.subtask, input=first.input, target=first.target,
-                            metadata=metadata, prompt=text, requests=tuple(asked.requests),
-                            responses=tuple(asked.responses), score=score, error=asked.failure,
-                            source_id=question, derivation=dict(derivation))
+                            metadata=verdict_metadata({"template_hash": template.hash}, asked), prompt=text,
+                            requests=tuple(asked.requests), responses=tuple(asked.responses), score=score,
+                            error=asked.failure, source_id=question, derivation=dict(derivation))
 
     def retry(self, record: SampleRecord) -> bool:
         """Failed judge requests are retried by the next run; unreadable verdicts are final (the
@@ -245,6 +225,33 @@ class JudgeStage(Stage):
         if self.settings.protocol == "single":
             return single_results([j for j in judgments if isinstance(j, SingleJudgment)], seed)
         return reference_results([j for j in judgments if isinstance(j, ReferenceJudgment)], seed)
+
+
+def score_of(asked: Asked, derivation: Mapping[str, Any]) -> Score | None:
+    """The judgment's score from its verdict (None without one). Pairwise: the outcome for
+    model_1 in this order; single: the rating; reference: AlpacaEval's preference (1 the
+    reference, 2 the model, 1.5 a draw) and the model's outcome."""
+    if asked.verdict is None:
+        return None
+    protocol = derivation["protocol"]
+    if protocol == "single":
+        return Score(value=float(asked.verdict), extracted=asked.verdict, extras={**asked.extras, "rating": asked.verdict})
+    weighted = asked.extras.get("score_first")
+    first_outcome = weighted if weighted is not None else OUTCOME[asked.verdict]
+    extras = {**asked.extras, "verdict": asked.verdict}
+    if protocol == "pairwise":
+        value = first_outcome if derivation["order"] == "ab" else 1 - first_outcome  # for model_1
+        return Score(value=value, extracted=asked.verdict,
+                     extras={**extras, "weighted": value if weighted is not None else None})
+    value = 1 - first_outcome if derivation["reference_side"] == "A" else first_outcome
+    return Score(value=value, extracted=asked.verdict, extras={**extras, "preference": 1.0 + value})
+
+
+def verdict_metadata(metadata: Mapping[str, Any], asked: Asked) -> dict[str, Any]:
+    out = {k: v for k, v in metadata.items() if k != "verdict_error"}
+    if asked.failure and not asked.transient:
+        out["verdict_error"] = True  # final: `retry` keeps it
+    return out
 
 
 def _template_type(protocol: str) -> str:

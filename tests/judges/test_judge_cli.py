@@ -172,3 +172,21 @@ def test_reference_protocol_draws_the_side_per_question_from_the_seed(tmp_path: 
         assert overall["alpaca_eval_win_rate:mock"]["value"] == pytest.approx(100 * wins / 8)
         assert records[0]["task"]["reference"]["name"] == "text_davinci_003"
     assert sides["0"] != sides["1"] and set(sides["0"]) == {"A", "B"}
+
+
+def test_score_rereads_verdicts_without_calling_the_judge(contestants: tuple[Path, Path], tmp_path: Path) -> None:
+    answers, calls, out = tmp_path / "a.json", tmp_path / "calls.txt", tmp_path / "j.jsonl"
+    answers.write_text(json.dumps({"Assistant": "A"}))
+    judged = evalkit(*judge_args(*contestants, out, f"mock:answers={answers},calls_file={calls}", "--limit", "3"))
+    assert judged.returncode == 0, judged.stderr
+    before, n_calls = log_records(out), len(calls.read_text().splitlines())
+    assert evalkit("score", str(out)).returncode == 0
+    assert log_records(out)[-1]["results"] == before[-1]["results"]
+    # stored outputs read again: the same judge text, now "[[B]]" in every order (still all ties)
+    out.write_text(out.read_text().replace('"text":"A"', '"text":"[[B]]"'))
+    assert evalkit("score", str(out)).returncode == 0
+    after = log_records(out)
+    samples = [r for r in after if r["type"] == "sample"]
+    assert {s["score"]["extras"]["verdict"] for s in samples} == {"B"}
+    assert after[-1]["results"]["overall"]["first_position_preference"]["value"] == 0.0
+    assert after[-1]["rescored"] is True and len(calls.read_text().splitlines()) == n_calls

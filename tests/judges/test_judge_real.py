@@ -28,7 +28,8 @@ def judge_spec() -> Iterator[str]:
 
 def judge(contestants: tuple[Path, ...], spec: str, out: Path, *extra: str) -> list[dict]:
     done = evalkit("judge", *map(str, contestants), "--judge", spec, "--judge-args", JUDGE_ARGS,
-                   "--concurrency", "1", "--limit", str(QUESTIONS), "-o", str(out), "--no-progress", *extra)
+                   "--concurrency", "1", "--limit", str(QUESTIONS), "-o", str(out), "--no-progress", *extra,
+                   timeout=3600)  # a bound, not a timing assertion (a loaded 2-core machine is slow)
     assert done.returncode == 0, done.stderr
     return log_records(out)
 
