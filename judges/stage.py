@@ -248,9 +248,10 @@ def score_of(asked: Asked, derivation: Mapping[str, Any]) -> Score | None:
 
 
 def verdict_metadata(metadata: Mapping[str, Any], asked: Asked) -> dict[str, Any]:
-    out = {k: v for k, v in metadata.items() if k != "verdict_error"}
+    out = {k: v for k, v in metadata.items() if k not in ("verdict_error", "verdict_extras")}
     if asked.failure and not asked.transient:
         out["verdict_error"] = True  # final: `retry` keeps it
+        out["verdict_extras"] = dict(asked.extras)  # e.g. the verdict-token mass that was too low
     return out
 
 
