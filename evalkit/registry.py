@@ -113,6 +113,9 @@ perturbations: Registry[object] = Registry("perturbation")
 commands: Registry[object] = Registry("command")
 commands.register("robustness", "evalkit.stages.robustness_cli:ROBUSTNESS")
 commands.register("format-spread", "evalkit.stages.robustness_cli:FORMAT_SPREAD")
+#: `evalkit score` for stage logs: stage name -> callable(RunLog) -> TaskResults, registered
+#: by the plugin whose stage wrote them (e.g. the judge re-reads its verdicts)
+rescorers: Registry[object] = Registry("rescorer")
 
 #: called with a run log's path once it is complete (written, resumed or re-scored), e.g. so
 #: the reports plugin indexes it while the records are hot instead of at the first UI render;

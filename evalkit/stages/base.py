@@ -89,6 +89,18 @@ class Stage(ABC):
     @abstractmethod
     def aggregate(self, records: Sequence[SampleRecord], seed: int) -> TaskResults: ...
 
+    def units(self, keys: Sequence[str], joined: Mapping[str, Mapping[str, tuple[SampleRecord, ...]]]
+              ) -> tuple[list[str], dict[str, Mapping[str, tuple[SampleRecord, ...]]]]:
+        """The keys the stage processes, each with its joined records. By default one per joined
+        key; a stage that makes several records per key (a judge: each turn and answer order)
+        splits them here, so each is appended, resumed and cached on its own."""
+        return list(keys), dict(joined)
+
+    def retry(self, record: SampleRecord) -> bool:
+        """Whether a rerun processes this finished record with an error again (by default every
+        error is retried; a stage may keep errors that are final, e.g. an unreadable verdict)."""
+        return True
+
     def header(self, inputs: Sequence[StageInput], identity: str,
                roles: Mapping[str, tuple[ModelSpec, Engine]]) -> HeaderRecord:
         labels = "+".join(i.label for i in inputs)
@@ -141,7 +153,8 @@ async def run_stage(stage: Stage, inputs: Sequence[StageInput], output: Path,
     missing = sorted(set(stage.roles) - set(options.roles))
     if missing:
         raise ConfigError(f"stage {stage.name!r} needs a {missing[0]!r} model: give it with --role {missing[0]}=SPEC")
-    keys, joined, skipped = joined_keys(inputs)
+    keys, by_key, skipped = joined_keys(inputs)
+    keys, joined = stage.units(keys, by_key)
     identity = stage_identity(stage, inputs, {r: options.roles[r] for r in stage.roles}, options.seed)
     existing = read_log(output) if output.exists() else None
     if existing is not None and existing.header.identity != identity:
@@ -154,7 +167,7 @@ async def run_stage(stage: Stage, inputs: Sequence[StageInput], output: Path,
         if skipped and not existing:
             header = dataclasses.replace(header, extra={**header.extra, "unjoined_keys": skipped})
         done = dict(existing.samples) if existing else {}
-        pending = [k for k in keys if k not in done or done[k].error]
+        pending = [k for k in keys if k not in done or (done[k].error and stage.retry(done[k]))]
         with LogWriter(output) as writer:
             if existing is None:
                 writer.append(header.to_json())

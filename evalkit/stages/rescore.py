@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from evalkit import registry
 from evalkit.engine import EngineStats
 from evalkit.errors import RunLogError
 from evalkit.log.build import summary_record
@@ -63,7 +64,19 @@ class Rescore(Stage):
 
 def rescore_path(path: Path) -> Iterator[tuple[Path, TaskResults]]:
     for log_path in find_logs(path):
-        yield log_path, rescore_log(read_log(log_path))
+        log = read_log(log_path)
+        yield log_path, rescore_stage_log(log) if log.header.kind == "stage" else rescore_log(log)
+
+
+def rescore_stage_log(log: RunLog) -> TaskResults:
+    """A stage log is re-scored by the plugin whose stage wrote it (`registry.rescorers`)."""
+    registry.load_plugins()
+    name = log.header.task_name
+    if name not in registry.rescorers:
+        raise RunLogError(f"{log.path}: a {name!r} stage log, which no installed plugin re-scores")
+    rescorer: Any = registry.rescorers.get(name)
+    results: TaskResults = rescorer(log)
+    return results
 
 
 def rescore_log(log: RunLog) -> TaskResults:
