@@ -56,7 +56,7 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metric", action="append", metavar="[TASK:]METRIC",
                         help="gate this metric (repeatable; default: each task's headline metric)")
     parser.add_argument("--by", action="append", choices=GROUPINGS, help="also gate per subtask or category")
-    parser.add_argument("--tolerance", type=float, help="largest acceptable drop, absolute (default 0.02)")
+    parser.add_argument("--tolerance", type=float, help="largest acceptable drop, absolute (default 0: any drop the data shows fails)")
     parser.add_argument("--relative-tolerance", type=float, help="... or relative to the baseline value")
     parser.add_argument("--alpha", type=float, help="family-wise error rate over the gated metrics (default 0.05)")
     parser.add_argument("--min-samples", type=int, help="fewer shared samples: inconclusive (default 30)")

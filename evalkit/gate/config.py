@@ -3,7 +3,7 @@
 `evalkit-gate.toml` (every key optional):
 
     [gate]
-    tolerance = 0.02            # largest acceptable drop, absolute (metric units)
+    tolerance = 0.0             # largest acceptable drop, absolute (metric units)
     relative_tolerance = 0.0    # ... or as a fraction of the baseline value; the larger applies
     alpha = 0.05                # family-wise error rate over the gated metrics (Holm)
     power = 0.8                 # for the minimum detectable effect
@@ -42,7 +42,7 @@ _METRIC_KEYS = frozenset({"task", "metric", "tolerance", "relative_tolerance"})
 class Tolerance:
     """The largest acceptable drop: max(absolute, relative × |baseline value|)."""
 
-    absolute: float = 0.02
+    absolute: float = 0.0
     relative: float = 0.0
 
     def allowed(self, baseline_value: float) -> float:
