@@ -14,7 +14,13 @@ from pathlib import Path
 
 from evalkit import registry
 from evalkit.errors import ConfigError
-from evalkit.gate.config import GROUPINGS, INCONCLUSIVE_POLICIES, GateConfig, load_config, with_overrides
+from evalkit.gate.config import (
+    GROUPINGS,
+    INCONCLUSIVE_POLICIES,
+    GateConfig,
+    load_config,
+    with_overrides,
+)
 
 
 class GateCommand:

@@ -102,16 +102,18 @@ def junit(verdicts: Sequence[Verdict], tasks: Sequence[TaskPairing]) -> bytes:
                 ET.SubElement(case, "skipped", message=f"inconclusive: {v.reason}")
             ET.SubElement(case, "system-out").text = f"{summary}; {v.reason}"
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data + b"\n"
 
 
 def json_report(verdicts: Sequence[Verdict], tasks: Sequence[TaskPairing], status: str, code: int,
                 candidate_only: Sequence[str]) -> dict[str, Any]:
-    return _finite({
+    report: dict[str, Any] = _finite({
         "schema": JSON_SCHEMA, "version": 1, "status": status, "exit_code": code, "rule": RULE,
         "created_at": now(), "tasks": [t.to_dict() for t in tasks], "candidate_only_tasks": list(candidate_only),
         "results": [_verdict_json(v) for v in verdicts],
     })
+    return report
 
 
 def _finite(value: Any) -> Any:

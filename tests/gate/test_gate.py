@@ -184,7 +184,7 @@ def test_noise_floor_widens_the_tolerance(gate_runs: GateRuns, tmp_path: Path) -
 def test_pytest_helper(gate_runs: GateRuns) -> None:
     from evalkit.gate.testing import assert_no_regression
 
-    assert_no_regression(gate_runs.baseline, gate_runs.baseline).status == "pass"
+    assert assert_no_regression(gate_runs.baseline, gate_runs.baseline).status == "pass"
     with pytest.raises(AssertionError, match="mmlu_gen:acc"):
         assert_no_regression(gate_runs.baseline, gate_runs.candidate)
     assert_no_regression(gate_runs.baseline, gate_runs.candidate, tolerance=0.2)
