@@ -37,8 +37,13 @@ class GateCommand:
         parser.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
         sub = parser.add_subparsers(dest="gate_command", metavar="calibrate")
         calibrate = sub.add_parser("calibrate", help="measure the run-to-run noise floor from two runs of one configuration")
-        calibrate.add_argument("first", metavar="RUN_1")
-        calibrate.add_argument("second", metavar="RUN_2")
+        calibrate.add_argument("first", metavar="RUN_1", nargs="?", help="a run of the baseline configuration")
+        calibrate.add_argument("second", metavar="RUN_2", nargs="?", help="another run of it (another seed)")
+        calibrate.add_argument("--rerun", metavar="BASELINE_LOG", type=Path,
+                               help="instead: run this log's configuration twice (seeds --seeds, no cache)")
+        calibrate.add_argument("--seeds", default="1,2", help="the two seeds of --rerun (default 1,2)")
+        calibrate.add_argument("--output-dir", type=Path, default=Path("runs-calibrate"),
+                               help="where --rerun writes its two runs (default ./runs-calibrate)")
         calibrate.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
                                help="noise-floor JSON to write (name it in the gate config's noise_floor)")
         _add_gate_options(calibrate)
@@ -116,14 +121,36 @@ def _calibrate(args: argparse.Namespace, config: GateConfig, root: Path) -> int:
     from evalkit.gate.baseline import resolve_logs
     from evalkit.gate.noise import calibrate
 
-    first = resolve_logs(args.first, root, flag="calibrate RUN_1")
-    second = resolve_logs(args.second, root, flag="calibrate RUN_2")
+    if args.rerun is not None:
+        first, second = _rerun(args)
+    elif args.first and args.second:
+        first = resolve_logs(args.first, root, flag="calibrate RUN_1")
+        second = resolve_logs(args.second, root, flag="calibrate RUN_2")
+    else:
+        raise ConfigError("gate calibrate: give two runs (RUN_1 RUN_2) or --rerun BASELINE_LOG")
     data = calibrate(first, second, config)
     _write(args.output, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
     for floor in data["floors"]:
         print(f"{floor['task']}:{floor['metric']}: run-to-run spread {floor['spread']:.4f} (n = {floor['n']})")
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def _rerun(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
+    import asyncio
+
+    from evalkit.gate.noise import rerun_configs
+    from evalkit.runner import run
+
+    try:
+        one, two = (int(s) for s in args.seeds.split(","))
+    except ValueError:
+        raise ConfigError(f"--seeds {args.seeds!r}: expected two integers, e.g. 1,2") from None
+    logs = []
+    for config in rerun_configs(args.rerun, (one, two), args.output_dir):
+        (outcome,) = asyncio.run(run(config))
+        logs.append([outcome.log_path])
+    return logs[0], logs[1]
 
 
 def _write(path: Path, data: bytes) -> None:

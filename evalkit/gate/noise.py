@@ -2,7 +2,8 @@
 
 With sampled generation (temperature > 0) two runs of one model differ; a gate whose
 tolerance ignores that flags noise. `evalkit gate calibrate` reads two runs of the baseline
-configuration (two seeds, or the same seed run twice) and records, per task and metric, the
+configuration (two seeds, or the same seed run twice; `--rerun LOG` runs a log's configuration
+twice itself) and records, per task and metric, the
 observed run-to-run spread |mean(run 2) − mean(run 1)| on their shared samples; the gate adds
 it to that metric's tolerance. Greedy, cached or replayed runs have a floor of 0.
 
@@ -60,3 +61,34 @@ def read_noise_floor(path: Path) -> dict[tuple[str, str], float]:
             raise ConfigError(f"noise floor {path}: floors[{i}].spread must be finite and ≥ 0, got {spread}")
         out[key] = spread
     return out
+
+
+def rerun_configs(log_path: Path, seeds: tuple[int, int], output_dir: Path) -> list[Any]:
+    """Two RunConfigs that repeat a baseline log's configuration with the given seeds (the
+    response cache is off, so each run really samples)."""
+    from evalkit.data import resolve_data_dir
+    from evalkit.log.io import read_log
+    from evalkit.plan import RunConfig
+
+    header = read_log(log_path).header
+    if header.roles:
+        raise ConfigError(f"{log_path}: --rerun does not repeat runs with model roles; run it twice and "
+                          "pass both runs to `evalkit gate calibrate`")
+    params = header.task.get("parameters") or {}
+    task = header.task_name
+    raw = {task: {k: tuple(_raw(x) for x in v) if isinstance(v, list) else (_raw(v),) for k, v in params.items()}}
+    config = header.config
+    return [RunConfig(model=header.model_spec, tasks=(task,), model_args=dict(header.model.get("options") or {}),
+                      task_params=raw, limit=config.get("limit"), num_fewshot=config.get("num_fewshot"),
+                      seed=seed, output_dir=output_dir / f"seed-{seed}", data_dir=resolve_data_dir(None),
+                      use_cache=False, progress=False)
+            for seed in seeds]
+
+
+def _raw(value: Any) -> str:
+    """A logged parameter value as -T would give it."""
+    if value is None:
+        return "auto"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

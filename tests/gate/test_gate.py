@@ -208,3 +208,17 @@ def test_degraded_replay_changes_only_correct_answers(gate_runs: GateRuns, tmp_p
     correct = {i for i, v in _scores(gate_runs.baseline).items() if v == 1.0}
     assert set(changed) <= correct and len(changed) == round(0.1 * len(correct))
     shutil.copy(out, tmp_path / "copy.jsonl")
+
+
+def test_calibrate_reruns_the_baseline_configuration(gate_runs: GateRuns, tmp_path: Path) -> None:
+    mock_log = next((gate_runs.root / "mock").rglob("mmlu_gen-*.jsonl"))
+    noise = tmp_path / "noise.json"
+    result = evalkit("gate", "calibrate", "--rerun", str(mock_log), "--seeds", "3,4",
+                     "--output-dir", str(tmp_path / "runs"), "-o", str(noise))
+    assert result.returncode == 0, result.stderr
+    (floor,) = read_json(noise)["floors"]
+    runs = sorted((tmp_path / "runs").rglob("mmlu_gen-*.jsonl"))
+    assert [p.parts[-3] for p in runs] == ["seed-3", "seed-4"]
+    # greedy letter answers from a deterministic backend: no run-to-run spread
+    assert floor["n"] == 228 and floor["spread"] == 0.0
+    assert evalkit("gate", "calibrate", "-o", str(noise)).returncode == 2
