@@ -69,6 +69,7 @@ def rerun_configs(log_path: Path, seeds: tuple[int, int], output_dir: Path) -> l
     from evalkit.data import resolve_data_dir
     from evalkit.log.io import read_log
     from evalkit.plan import RunConfig
+    from evalkit.stages.rescore import _raw  # a logged parameter value as -T gives it
 
     header = read_log(log_path).header
     if header.roles:
@@ -84,11 +85,3 @@ def rerun_configs(log_path: Path, seeds: tuple[int, int], output_dir: Path) -> l
                       use_cache=False, progress=False)
             for seed in seeds]
 
-
-def _raw(value: Any) -> str:
-    """A logged parameter value as -T would give it."""
-    if value is None:
-        return "auto"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
