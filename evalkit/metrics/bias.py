@@ -18,14 +18,12 @@ pseudo-exceedance.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-
-from evalkit.metrics.stats import bootstrap_interval
 
 __all__ = [
     "PermutationResult", "StereoSetScores", "associations", "effect_size", "permutation_p",
@@ -79,20 +77,35 @@ def _scores_from_weights(terms: NDArray[np.int64], pro: NDArray[np.float64], rel
 
 def stereoset_intervals(terms: ArrayLike, pro: ArrayLike, related: ArrayLike, *, resamples: int = 1000,
                         seed: int = 0) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap CIs of SS, LMS, ICAT and micro ICAT, resampling examples (a term
-    absent from a resample drops out of that resample's macro average)."""
+    """Percentile bootstrap CIs of SS, LMS, ICAT and micro ICAT, resampling examples with
+    replacement (a term absent from a resample drops out of that resample's macro average).
+
+    Vectorised: a resample is a vector of multinomial counts over the examples, and every
+    per-term sum is one matrix product, so all resamples and metrics cost a few products
+    instead of 4 × resamples Python calls."""
     t = np.asarray(terms, dtype=np.int64)
-    p, r = np.asarray(pro, dtype=float), np.asarray(related, dtype=float)
-
-    def statistic(field: str) -> Callable[[NDArray[np.int64]], float]:
-        def of(idx: NDArray[np.int64]) -> float:
-            weights = np.bincount(idx, minlength=t.size).astype(float)
-            return float(getattr(_scores_from_weights(t, p, r, weights), field))
-        return of
-
-    # the same seed for every metric: each uses the same resamples
-    return {field: bootstrap_interval(statistic(field), t.size, resamples=resamples, seed=seed)
-            for field in ("ss", "lms", "icat", "icat_micro")}
+    n = t.size
+    if n < 2:
+        return {field: (math.nan, math.nan) for field in ("ss", "lms", "icat", "icat_micro")}
+    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)
+    onehot = np.zeros((n, int(t.max()) + 1))
+    onehot[np.arange(n), t] = 1.0
+    total = counts @ onehot
+    present = total > 0
+    safe = np.where(present, total, 1.0)
+    ss_t = np.where(present, 100.0 * (counts @ (onehot * np.asarray(pro, dtype=float)[:, None])) / safe, np.nan)
+    lms_t = np.where(present, 100.0 * (counts @ (onehot * np.asarray(related, dtype=float)[:, None])) / (2 * safe),
+                     np.nan)
+    ss, lms = np.nanmean(ss_t, axis=1), np.nanmean(lms_t, axis=1)
+    replicates = {
+        "ss": ss, "lms": lms, "icat": lms * np.minimum(ss, 100.0 - ss) / 50.0,
+        "icat_micro": np.nanmean(lms_t * np.minimum(ss_t, 100.0 - ss_t) / 50.0, axis=1),
+    }
+    out = {}
+    for field, values in replicates.items():
+        low, high = np.percentile(values, [2.5, 97.5])
+        out[field] = (float(low), float(high))
+    return out
 
 
 # --------------------------------------------------------------------------------------------

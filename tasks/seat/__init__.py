@@ -127,14 +127,13 @@ def _test_metrics(record: SampleRecord, p_holm: float) -> GroupMetrics:
 def _overall(records: Sequence[SampleRecord], adjusted: np.ndarray, seed: int) -> GroupMetrics:
     sizes = np.array([abs(r.score.extras["effect_size"]) for r in records
                       if r.score and r.score.extras["effect_size"] is not None], dtype=float)
-    out: GroupMetrics = {}
-    if sizes.size:
-        low, high = bootstrap_interval(lambda idx: float(sizes[idx].mean()), sizes.size,
-                                       resamples=RESAMPLES, seed=seed)
-        out["mean_abs_effect_size"] = MetricValue(
-            "mean_abs_effect_size", float(sizes.mean()), int(sizes.size), low, high,
-            f"bootstrap percentile ({RESAMPLES}, over tests)", higher_is_better=False, ideal=0.0,
-            note="mean |d| over the tests (bias-bench's summary)")
+    low, high = bootstrap_interval(lambda idx: float(sizes[idx].mean()), sizes.size, resamples=RESAMPLES, seed=seed)
+    undefined = len(records) - sizes.size
+    out: GroupMetrics = {"mean_abs_effect_size": MetricValue(
+        "mean_abs_effect_size", float(sizes.mean()) if sizes.size else math.nan, int(sizes.size), low, high,
+        f"bootstrap percentile ({RESAMPLES}, over tests)", higher_is_better=False, ideal=0.0,
+        note="mean |d| over the tests (bias-bench's summary)"
+             + (f"; {undefined} test(s) without a defined d (constant associations) left out" if undefined else ""))}
     significant = int(np.count_nonzero(adjusted <= ALPHA))
     low, high = wilson_interval(significant, len(records))
     out["significant_holm"] = MetricValue(
