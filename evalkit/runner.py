@@ -61,6 +61,7 @@ async def _run(config: RunConfig) -> list[TaskOutcome]:
     role_specs = parse_roles(config)
     facts = model_facts(spec)
     tasks = build_tasks(config, facts)
+    role_specs = with_default_roles(tasks, role_specs, spec)
     check_roles(tasks, spec, facts, role_specs)
     check_output_dir(config.output_dir)
     source = DataSource(config.data_dir, config.allow_hub)
@@ -71,7 +72,8 @@ async def _run(config: RunConfig) -> list[TaskOutcome]:
         backends[""] = backend = create_backend(spec)
         check_capabilities(backend, tasks, spec)
         for name in sorted({r for p in plans for r in p.roles}):
-            backends[name] = create_backend(role_specs[name])
+            # a role the model under test plays (by default) shares its loaded backend
+            backends[name] = backend if role_specs[name] is spec else create_backend(role_specs[name])
             check_role_capabilities(name, backends[name], tasks, role_specs[name])
         plans = [dataclasses.replace(p, task=p.task.with_capabilities(backend.capabilities)) for p in plans]
         cache = open_cache(config)
@@ -82,7 +84,7 @@ async def _run(config: RunConfig) -> list[TaskOutcome]:
             if cache is not None:
                 cache.close()  # waits for the writer thread: every answer is stored
         finally:
-            for b in backends.values():
+            for b in {id(b): b for b in backends.values()}.values():  # a shared backend closes once
                 await b.aclose()
 
 
@@ -108,6 +110,12 @@ def parse_roles(config: RunConfig) -> dict[str, ModelSpec]:
         except ConfigError as exc:
             raise ConfigError(f"--role {name}: {exc}") from None
     return out
+
+
+def with_default_roles(tasks: Sequence[Task], roles: Mapping[str, ModelSpec], spec: ModelSpec) -> dict[str, ModelSpec]:
+    """The given roles, plus the model under test in each role a task lets it play when not given."""
+    defaults = {role: spec for task in tasks for role in task.roles_default_to_model if role not in roles}
+    return {**roles, **defaults}
 
 
 def build_tasks(config: RunConfig, facts: ModelFacts) -> list[Task]:

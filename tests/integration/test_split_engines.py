@@ -70,5 +70,5 @@ def test_routes_follow_options_and_refuse_stray_ones() -> None:
         create_backend(parse_model_spec("smollm2", {"generate_with": "hf", "n_ctx": "2048"}))
     with pytest.raises(ConfigError, match="expected auto, hf or gguf"):
         create_backend(parse_model_spec("smollm2", {"score_with": "vllm"}))
-    with pytest.raises(ConfigError, match="not an embedded model"):
+    with pytest.raises(ConfigError, match="not an embedded language model"):
         parse_model_spec("embedded:nope")
