@@ -295,21 +295,26 @@ def _role_fingerprints(header: HeaderRecord) -> dict[str, Any]:
 async def process_samples(
     plan: TaskPlan, engines: Mapping[str, Engine], pending: Sequence[Sample]
 ) -> AsyncIterator[list[SampleRecord]]:
-    """Yield finished sample records chunk by chunk, several chunks in flight for APIs."""
+    """Yield finished sample records chunk by chunk, several chunks in flight for APIs.
+
+    A chunk starts only when there is room in the window, so a local backend (window 1, whose
+    forward passes block the event loop) hands each chunk's records to the log before the next
+    chunk runs: a crash loses at most the chunk in progress."""
     backend = engines[""].backend
-    size = max(1, backend.chunk_size)
-    window = asyncio.Semaphore(max(1, backend.max_concurrent_chunks))
-
-    async def one(chunk: Sequence[Sample]) -> list[SampleRecord]:
-        async with window:
-            return await run_chunk(plan, engines, chunk)
-
-    jobs = [asyncio.ensure_future(one(pending[i : i + size])) for i in range(0, len(pending), size)]
+    size, width = max(1, backend.chunk_size), max(1, backend.max_concurrent_chunks)
+    chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
+    in_flight: set[asyncio.Future[list[SampleRecord]]] = set()
+    started = 0
     try:
-        for job in asyncio.as_completed(jobs):
-            yield await job
+        while started < len(chunks) or in_flight:
+            while started < len(chunks) and len(in_flight) < width:
+                in_flight.add(asyncio.ensure_future(run_chunk(plan, engines, chunks[started])))
+                started += 1
+            done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            for job in done:
+                yield job.result()
     finally:
-        for job in jobs:
+        for job in in_flight:
             job.cancel()
 
 
