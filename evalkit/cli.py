@@ -100,6 +100,9 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--repair", action="store_true", help="drop an incomplete last record of a log, then resume")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--offline", action="store_true", help="never try the Hugging Face hub for data")
+    run.add_argument("--energy", action="append", default=[], metavar="KEY=VALUE",
+                     help="a constant of the energy/CO2e estimate, e.g. pue=1.1, co2e_lb_per_kwh=0.5, "
+                          "cpu_watts_per_core=8, dram_watts_per_gb=0.3725, gpus=1, gpu_watts=350")
     run.add_argument("--dry-run", action="store_true", help="print the requests and estimated tokens "
                      "(and cost, given prices in --model-args) per task; send nothing")
 
@@ -157,6 +160,7 @@ def _quiet_broken_pipe() -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from evalkit.efficiency import EnergySettings
     from evalkit.plan import RunConfig
     from evalkit.report_text import results_table
     from evalkit.runner import run
@@ -182,6 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         repair=args.repair,
         progress=not args.no_progress,
         allow_hub=not args.offline,
+        energy=EnergySettings.parse(args.energy),
     )
     if args.dry_run:
         from evalkit.dryrun import dry_run

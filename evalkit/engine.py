@@ -33,6 +33,12 @@ class EngineStats:
     #: dollars, when the backend knows its prices (Backend.pricing)
     cost_usd: float | None = None
     by_kind: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: seconds each sent request waited: the backend's own per-request time
+    #: (Response.meta["seconds"], an API call) or else its batch's wall time
+    latencies: list[float] = field(default_factory=list)
+    #: seconds to the first token, where the backend streams (Response.meta["first_token_seconds"])
+    first_token_seconds: list[float] = field(default_factory=list)
+    latency_basis: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,7 +136,9 @@ class Engine:
         except Exception as exc:  # recorded on the samples, never scored
             message = f"{type(exc).__name__}: {exc}"
             answered = [Response(error=message) for _ in batch]
-        self.stats.backend_seconds += time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        self.stats.backend_seconds += elapsed
+        self._record_latencies(answered, elapsed)
         self.stats.sent += len(batch)
         self.stats.by_kind[kind] += len(batch)
         for res in answered:
@@ -143,3 +151,18 @@ class Engine:
                 if self.pricing is not None and self.stats.cost_usd is not None:
                     self.stats.cost_usd += self.pricing.cost(res.usage.prompt_tokens, res.usage.completion_tokens)
         return answered
+
+    def _record_latencies(self, answered: Sequence[Response], batch_seconds: float) -> None:
+        own = [r.meta.get("seconds") for r in answered]
+        if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in own):
+            self.stats.latencies.extend(float(x) for x in own)  # type: ignore[arg-type]
+            basis = "per request, as the backend timed it"
+        else:
+            self.stats.latencies.extend([batch_seconds] * len(answered))
+            basis = "the wall time of the batch a request was answered in"
+        if basis not in self.stats.latency_basis:
+            self.stats.latency_basis = f"{self.stats.latency_basis}; {basis}" if self.stats.latency_basis else basis
+        for r in answered:
+            first = r.meta.get("first_token_seconds")
+            if isinstance(first, (int, float)) and not isinstance(first, bool):
+                self.stats.first_token_seconds.append(float(first))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evalkit.efficiency import EnergySettings
 from evalkit.log.io import RunLog
 from evalkit.results import TaskResults
 from evalkit.task import Task, TaskData
@@ -48,6 +49,8 @@ class RunConfig:
     repair: bool = False
     progress: bool = True
     allow_hub: bool = True
+    #: constants of the energy estimate (`--energy KEY=VALUE`)
+    energy: EnergySettings = field(default_factory=EnergySettings)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ def show_logs(path: Path, *, as_json: bool, subtasks: bool) -> str:
             "n_errors": summary.n_errors if summary else None,
             "results": summary.results.to_dict() if summary else None,
             "engines": _engines(log.header.model_fingerprint),
+            "efficiency": dict(summary.efficiency) if summary and summary.efficiency else None,
         })
     if as_json:
         return json.dumps({"logs": entries}, indent=2, ensure_ascii=False)
@@ -84,8 +85,46 @@ def show_logs(path: Path, *, as_json: bool, subtasks: bool) -> str:
         if e["results"] is None:
             blocks.append(f"{title}\n  unfinished: no summary yet; rerun the same command to finish it")
         else:
-            blocks.append(results_table(title, e["results"], subtasks=subtasks))
+            panel = efficiency_lines(e["efficiency"]) if e["efficiency"] else []
+            blocks.append("\n".join([results_table(title, e["results"], subtasks=subtasks), *panel]))
     return "\n\n".join(blocks) if blocks else f"no run logs under {path}"
+
+
+def _num(value: Any, unit: str = "", digits: int = 3) -> str:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "—"
+    return f"{value:,.{digits}f}{unit}" if isinstance(value, float) else f"{value:,}{unit}"
+
+
+def _latency(stats: Mapping[str, Any] | None) -> str:
+    if not stats:
+        return "—"
+    return " · ".join(f"p{q} {_num(stats.get(f'p{q}'), ' s')}" for q in (50, 95, 99)) + f" (n = {stats.get('n')})"
+
+
+def efficiency_lines(panel: Mapping[str, Any]) -> list[str]:
+    """The efficiency panel of a summary as indented lines under the results table."""
+    req, tok = panel.get("requests") or {}, panel.get("tokens") or {}
+    lines = [
+        f"  efficiency: {_num(panel.get('wall_seconds'), ' s', 1)} wall · {_num(req.get('sent'))} requests sent "
+        f"({_num(req.get('cache_hits'))} from the cache, {_num(req.get('per_second'), '/s', 2)}) · "
+        f"prompt {_num(tok.get('prompt'))} tok ({_num(tok.get('prompt_per_second'), '/s', 1)}) · "
+        f"generated {_num(tok.get('completion'))} tok ({_num(tok.get('completion_per_second'), '/s', 1)})"
+        + (f" · ${panel['cost_usd']:.4f}" if isinstance(panel.get("cost_usd"), (int, float)) else ""),
+        f"  latency: {_latency(panel.get('latency_seconds'))}; {panel.get('latency_basis', '')}",
+        "  first token: " + (_latency(panel.get("time_to_first_token_seconds"))
+                             if panel.get("time_to_first_token_seconds") else
+                             str(panel.get("time_to_first_token_note", "—"))),
+    ]
+    energy = panel.get("energy")
+    if isinstance(energy, Mapping):
+        inputs = energy.get("inputs") or {}
+        lines.append(f"  energy: {energy.get('kwh', 0):.3g} kWh · CO2e {energy.get('co2e_lb', 0):.3g} lb "
+                     f"({energy.get('co2e_kg', 0):.3g} kg); {energy.get('formula', '')}")
+        for name, item in inputs.items():
+            if isinstance(item, Mapping):
+                lines.append(f"    {name} = {item.get('value', 0):.4g}  ({item.get('source', '')})")
+    return lines
 
 
 #: members of a task family listed without --subtasks: the family itself and its prompt forms

@@ -24,7 +24,8 @@ from evalkit import registry
 from evalkit.backends.base import Backend
 from evalkit.backends.facts import model_facts
 from evalkit.cache import ResponseCache, default_cache_dir
-from evalkit.engine import Engine
+from evalkit.efficiency import EnergyMeter, efficiency_panel
+from evalkit.engine import Engine, EngineStats
 from evalkit.errors import ConfigError, RunLogError
 from evalkit.log.build import header_record, summary_record
 from evalkit.log.io import LogContent, LogWriter, RunLog, read_log, repair_log
@@ -229,6 +230,9 @@ def open_cache(config: RunConfig) -> ResponseCache | None:
 async def run_one(plan: TaskPlan, engines: Mapping[str, Engine], spec: ModelSpec,
                   role_specs: Mapping[str, ModelSpec], config: RunConfig) -> TaskOutcome:
     started = time.perf_counter()
+    for each in engines.values():  # one task's summary counts that task's requests only
+        each.stats = EngineStats()
+    meter = EnergyMeter()
     engine = engines[""]
     roles = {r: (role_specs[r], engines[r]) for r in plan.roles}
     header = header_record(plan, spec, engine, roles)
@@ -250,8 +254,10 @@ async def run_one(plan: TaskPlan, engines: Mapping[str, Engine], spec: ModelSpec
         chosen = [finished[s.id] for s in plan.samples]
         results = plan.task.aggregate(chosen, seed=config.seed)
         seconds = time.perf_counter() - started
+        used = [engine.stats, *(e.stats for r, (_, e) in roles.items() if e is not engine)]
+        panel = efficiency_panel(seconds, len(pending), used, meter.panel(seconds, config.energy))
         summary = summary_record(results, chosen, seconds, len(pending), engine.stats,
-                                 {r: e.stats for r, (_, e) in roles.items()})
+                                 {r: e.stats for r, (_, e) in roles.items()}, efficiency=panel)
         summary_json = summary.to_json()
         writer.append(summary_json)
     notify_finished(plan, header, summary_json, finished, written, writer.sample_offsets)

@@ -277,7 +277,9 @@ def view_efficiency(runset: frames.RunSet) -> None:
     if table.empty:
         return
     table["cost_usd"] = table["cost_usd"].map(lambda c: "unknown" if c is None or pd.isna(c) else f"{c:.4f}")
-    st.caption("tokens/s = (prompt + completion tokens) / wall seconds of the run; cost when the backend recorded it.")
+    st.caption("tokens/s = (prompt + completion tokens) / wall seconds of the run; cost when the backend recorded it; "
+               "latency percentiles per request; energy and CO2e by Strubell et al.'s formula with measured or "
+               "assumed inputs (`evalkit show RUN` names each input's source).")
     st.table(table.drop(columns=["path"]))
 
 

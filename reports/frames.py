@@ -380,6 +380,9 @@ def runs_frame(runset: RunSet) -> Any:
         wall = _number(timings.get("wall_seconds"))
         tokens = (_number(engine.get("prompt_tokens")) or 0.0) + (_number(engine.get("completion_tokens")) or 0.0)
         cost = _number(engine.get("cost_usd", summary.get("cost_usd")))
+        panel = summary.get("efficiency") or {}
+        latency = panel.get("latency_seconds") or {}
+        energy = panel.get("energy") or {}
         rows.append({
             "model": run.model, "task": run.task, "samples": int(run.ids.size), "scored": run.n_scored,
             "errors": int(np.count_nonzero(run.errored)), "finished": bool(summary),
@@ -387,6 +390,10 @@ def runs_frame(runset: RunSet) -> Any:
             "prompt_tokens": _number(engine.get("prompt_tokens")),
             "completion_tokens": _number(engine.get("completion_tokens")),
             "tokens_per_second": tokens / wall if wall and tokens else None,
+            "requests_per_second": _number((panel.get("requests") or {}).get("per_second")),
+            "latency_p50_s": _number(latency.get("p50")), "latency_p95_s": _number(latency.get("p95")),
+            "latency_p99_s": _number(latency.get("p99")),
+            "energy_kwh": _number(energy.get("kwh")), "co2e_kg": _number(energy.get("co2e_kg")),
             "cost_usd": cost, "path": run.path,
         })
     return pd.DataFrame(rows)

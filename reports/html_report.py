@@ -10,7 +10,14 @@ from html import escape
 from evalkit.reports.frames import RunSet
 from evalkit.reports.leaderboard import Leaderboard
 from evalkit.reports.plots import figure_png_base64, reliability_figure, subject_bars, subject_table
-from evalkit.reports.render import NOT_SIGNIFICANT, footnotes, header, row_cells
+from evalkit.reports.render import (
+    EFFICIENCY_HEADER,
+    NOT_SIGNIFICANT,
+    efficiency_rows,
+    footnotes,
+    header,
+    row_cells,
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -32,6 +39,7 @@ def render_html(board: Leaderboard, runset: RunSet) -> str:
         f"<p>Aggregate: <b>{escape(board.method)}</b> — {escape(board.description)}</p>",
         _table(board),
         "<ul class='note'>" + "".join(f"<li>{escape(n)}</li>" for n in footnotes(board)) + "</ul>",
+        _efficiency_table(runset),
     ]
     for task in board.tasks:
         parts.append(f"<h2 id='task-{escape(task)}'>{escape(task)}</h2>")
@@ -50,6 +58,15 @@ def _table(board: Leaderboard) -> str:
         body.append(f"<tr{cls}>{cells}</tr>")
     legend = f"<p class='note'>Highlighted rows: {NOT_SIGNIFICANT} the difference to the next row is not significant.</p>"
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{legend}"
+
+
+def _efficiency_table(runset: RunSet) -> str:
+    rows = efficiency_rows(runset)
+    if not rows:
+        return ""
+    head = "".join(f"<th>{escape(h)}</th>" for h in EFFICIENCY_HEADER)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<h2>Efficiency per run</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _subject_section(runset: RunSet, task: str) -> str:

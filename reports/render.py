@@ -66,22 +66,56 @@ def footnotes(board: Leaderboard) -> list[str]:
     return lines
 
 
-def render_table(board: Leaderboard) -> str:
-    rows = [header(board), *[row_cells(board, r) for r in board.rows]]
+EFFICIENCY_HEADER = ["model", "task", "wall s", "req/s", "prompt tok/s", "gen tok/s", "latency p50 s",
+                     "latency p95 s", "kWh", "CO2e kg", "cost $"]
+
+
+def efficiency_rows(runset: RunSet | None) -> list[list[str]]:
+    """One row per used run: the efficiency panel of its summary (— where a run has none)."""
+    if runset is None or not runset.runs:
+        return []
+    rows = []
+    for run in runset.runs:
+        panel = (run.summary or {}).get("efficiency") or {}
+        tokens, latency = panel.get("tokens") or {}, panel.get("latency_seconds") or {}
+        energy = panel.get("energy") or {}
+        values = [panel.get("wall_seconds"), (panel.get("requests") or {}).get("per_second"),
+                  tokens.get("prompt_per_second"), tokens.get("completion_per_second"), latency.get("p50"),
+                  latency.get("p95"), energy.get("kwh"), energy.get("co2e_kg"), panel.get("cost_usd")]
+        rows.append([run.model, run.task, *(_short(v) for v in values)])
+    return rows
+
+
+def _short(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "—"
+
+
+def _aligned(rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join([*lines, "", *footnotes(board)])
+    return lines
 
 
-def render_markdown(board: Leaderboard) -> str:
+def render_table(board: Leaderboard, runset: RunSet | None = None) -> str:
+    lines = _aligned([header(board), *[row_cells(board, r) for r in board.rows]])
+    efficiency = efficiency_rows(runset)
+    tail = ["", "efficiency per run (energy: Strubell et al.'s formula; `evalkit show LOG` names its inputs)",
+            *_aligned([EFFICIENCY_HEADER, *efficiency])] if efficiency else []
+    return "\n".join([*lines, "", *footnotes(board), *tail])
+
+
+def render_markdown(board: Leaderboard, runset: RunSet | None = None) -> str:
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
-    head = header(board)
-    out = [line(head), "|" + "|".join("---" for _ in head) + "|"]
-    out += [line(row_cells(board, r)) for r in board.rows]
-    return "\n".join([*out, "", *[f"- {n}" for n in footnotes(board)]])
+    def table(head: list[str], rows: list[list[str]]) -> list[str]:
+        return [line(head), "|" + "|".join("---" for _ in head) + "|", *[line(r) for r in rows]]
+
+    out = table(header(board), [row_cells(board, r) for r in board.rows])
+    efficiency = efficiency_rows(runset)
+    tail = ["", "Efficiency per run:", "", *table(EFFICIENCY_HEADER, efficiency)] if efficiency else []
+    return "\n".join([*out, "", *[f"- {n}" for n in footnotes(board)], *tail])
 
 
 def render_csv(board: Leaderboard) -> str:
@@ -107,9 +141,9 @@ def render(board: Leaderboard, fmt_name: str, runset: RunSet) -> str:
     if fmt_name == "csv":
         return render_csv(board)
     if fmt_name == "md":
-        return render_markdown(board)
+        return render_markdown(board, runset)
     if fmt_name == "html":
         from evalkit.reports.html_report import render_html
 
         return render_html(board, runset)
-    return render_table(board)
+    return render_table(board, runset)

@@ -11,6 +11,9 @@ Spec: `mock` or `mock:key=value,...`. Options:
   capabilities=A|B  offer only these capabilities (default: all four), e.g. a judge without
                   loglikelihood, to test capability checks
   chat_template=true  report a chat template (tasks with chat=auto pick their chat form)
+  latencies=A|B|..  report these seconds as the answered requests' own times, in turn
+                  (Response.meta["seconds"], as an API backend does), to test latency panels
+  first_tokens=A|B|..  likewise the seconds to a streamed first token
 
 Answers depend only on the request (and seed), never on batch composition or order.
 """
@@ -50,7 +53,8 @@ EMBED_DIM = 16
 
 
 ALL_CAPABILITIES: frozenset[Capability] = frozenset({GENERATE, LOGLIKELIHOOD, EMBED, CHOICE_LOGPROBS})
-OPTIONS = {"seed", "delay", "calls_file", "fail_rate", "chunk", "answers", "capabilities", "chat_template"}
+OPTIONS = {"seed", "delay", "calls_file", "fail_rate", "chunk", "answers", "capabilities", "chat_template",
+           "latencies", "first_tokens"}
 
 
 def declared_capabilities(options: Mapping[str, str]) -> frozenset[Capability]:
@@ -75,8 +79,11 @@ class MockBackend(BaseBackend):
             self.delay = float(options.get("delay", "0"))
             self.fail_rate = float(options.get("fail_rate", "0"))
             self.chunk_size = int(options.get("chunk", "512"))
+            self.latencies = _seconds_list(options.get("latencies", ""))
+            self.first_tokens = _seconds_list(options.get("first_tokens", ""))
         except ValueError as exc:
             raise ConfigError(f"--model mock: bad option value ({exc})") from None
+        self._answered = 0
         unknown = set(options) - OPTIONS
         if unknown:
             raise ConfigError(f"--model mock: unknown option(s) {', '.join(sorted(unknown))}")
@@ -144,8 +151,17 @@ class MockBackend(BaseBackend):
             for stop in r.params.stop:
                 reply = reply.split(stop)[0]
             usage = Usage(prompt_tokens=len(text) // 4, completion_tokens=max(1, len(reply) // 4))
-            out.append(Response(text=reply, usage=usage))
+            out.append(Response(text=reply, usage=usage, meta=self._timing()))
         return out
+
+    def _timing(self) -> dict[str, float]:
+        meta: dict[str, float] = {}
+        if self.latencies:
+            meta["seconds"] = self.latencies[self._answered % len(self.latencies)]
+        if self.first_tokens:
+            meta["first_token_seconds"] = self.first_tokens[self._answered % len(self.first_tokens)]
+        self._answered += 1
+        return meta
 
     async def embed(self, requests: Sequence[EmbedRequest]) -> list[Response]:
         await self._before(requests)
@@ -163,6 +179,10 @@ class MockBackend(BaseBackend):
     def _filler(self, text: str, repeat: int) -> str:
         h = self._hash(text[-512:], str(repeat))
         return f"The answer is {'ABCD'[h % 4]}. (mock reply {h % 100000})"
+
+
+def _seconds_list(raw: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in raw.split("|") if x.strip())
 
 
 def _read_answers(path: Path) -> dict[str, str]:
@@ -196,6 +216,8 @@ INFO = BackendInfo(
         Option("answers", str, "", "JSON file of {substring: reply}"),
         Option("capabilities", str, "all", "offer only these, e.g. generate|embed"),
         Option("chat_template", bool, False, "report a chat template"),
+        Option("latencies", str, "", "seconds per answered generate request, in turn, e.g. 0.1|0.4"),
+        Option("first_tokens", str, "", "seconds to the first token, in turn"),
     ),
     needs_target=False, options_in_spec=True, chat=lambda spec: _chat_option(spec.options),
 )

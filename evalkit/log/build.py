@@ -83,7 +83,7 @@ def header_record(plan: TaskPlan, spec: ModelSpec, engine: Engine,
 
 def summary_record(results: TaskResults, chosen: Sequence[SampleRecord], seconds: float, processed: int,
                    stats: EngineStats, role_stats: Mapping[str, EngineStats] | None = None,
-                   *, rescored: bool = False) -> SummaryRecord:
+                   *, rescored: bool = False, efficiency: Mapping[str, Any] | None = None) -> SummaryRecord:
     n_errors = sum(1 for r in chosen if r.error)
     return SummaryRecord(
         results=results,
@@ -99,4 +99,5 @@ def summary_record(results: TaskResults, chosen: Sequence[SampleRecord], seconds
         engine=stats.to_dict(),
         roles={name: s.to_dict() for name, s in (role_stats or {}).items()},
         rescored=rescored,
+        efficiency=efficiency or {},
     )

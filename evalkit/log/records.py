@@ -193,6 +193,8 @@ class SummaryRecord:
     #: role name -> that role's engine stats (requests, cache hits, tokens, cost)
     roles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     rescored: bool = False
+    #: time, throughput, latency, tokens, cost and energy (evalkit.efficiency)
+    efficiency: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -215,12 +217,14 @@ class SummaryRecord:
             out["roles"] = dict(self.roles)
         if self.rescored:
             out["rescored"] = True
+        if self.efficiency:
+            out["efficiency"] = dict(self.efficiency)
         return {**out, **self.extra}
 
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> SummaryRecord:
         known = ("type", "finished_at", "n_samples", "n_scored", "n_errors", "complete", "results",
-                 "timings", "engine", "roles", "rescored")
+                 "timings", "engine", "roles", "rescored", "efficiency")
         return SummaryRecord(
             results=TaskResults.from_dict(data.get("results") or {}),
             n_samples=int(data.get("n_samples", 0)),
@@ -231,6 +235,7 @@ class SummaryRecord:
             engine=data.get("engine") or {},
             roles=data.get("roles") or {},
             rescored=bool(data.get("rescored")),
+            efficiency=data.get("efficiency") or {},
             extra={k: v for k, v in data.items() if k not in known},
         )
 

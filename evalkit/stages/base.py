@@ -27,6 +27,7 @@ from tqdm import tqdm
 from evalkit import registry
 from evalkit.backends.facts import model_facts
 from evalkit.cache import ResponseCache, default_cache_dir
+from evalkit.efficiency import EnergyMeter, EnergySettings, efficiency_panel
 from evalkit.engine import Engine
 from evalkit.errors import ConfigError, RunLogError
 from evalkit.log.build import host_info, now, package_versions, spec_json, summary_record
@@ -119,12 +120,13 @@ class Stage(ABC):
         )
 
     def summary(self, records: Sequence[SampleRecord], seconds: float, processed: int,
-                engines: Mapping[str, Engine], seed: int) -> SummaryRecord:
+                engines: Mapping[str, Engine], seed: int, energy: Mapping[str, Any] | None = None) -> SummaryRecord:
         from evalkit.engine import EngineStats
 
         results = self.aggregate(records, seed)
+        panel = efficiency_panel(seconds, processed, [e.stats for e in engines.values()], energy)
         return summary_record(results, records, seconds, processed, EngineStats(),
-                              {r: e.stats for r, e in engines.items()})
+                              {r: e.stats for r, e in engines.items()}, efficiency=panel)
 
 
 def stage_identity(stage: Stage, inputs: Sequence[StageInput], roles: Mapping[str, ModelSpec], seed: int) -> str:
@@ -150,6 +152,7 @@ async def run_stage(stage: Stage, inputs: Sequence[StageInput], output: Path,
                     options: StageOptions = StageOptions()) -> SummaryRecord:
     """Run (or resume) a stage into `output`; returns its summary."""
     started = time.perf_counter()
+    meter = EnergyMeter()
     missing = sorted(set(stage.roles) - set(options.roles))
     if missing:
         raise ConfigError(f"stage {stage.name!r} needs a {missing[0]!r} model: give it with --role {missing[0]}=SPEC")
@@ -173,7 +176,9 @@ async def run_stage(stage: Stage, inputs: Sequence[StageInput], output: Path,
                 writer.append(header.to_json())
             await _process_all(stage, pending, joined, engines, options, writer, done)
             chosen = [done[k] for k in keys]
-            summary = stage.summary(chosen, time.perf_counter() - started, len(pending), engines, options.seed)
+            seconds = time.perf_counter() - started
+            summary = stage.summary(chosen, seconds, len(pending), engines, options.seed,
+                                    energy=meter.panel(seconds, EnergySettings()))
             writer.append(summary.to_json())
         content = LogContent(header.to_json(), summary.to_json(), {k: done[k].to_json() for k in keys},
                              {k: writer.sample_offsets.get(k, -1) for k in keys})

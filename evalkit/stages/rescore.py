@@ -58,8 +58,11 @@ class Rescore(Stage):
                                    extra={**self.log.header.extra, "rescore_identity": identity})
 
     def summary(self, records: Sequence[SampleRecord], seconds: float, processed: int,
-                engines: Mapping[str, Any], seed: int) -> SummaryRecord:
-        return summary_record(self.aggregate(records, seed), records, 0.0, 0, EngineStats(), rescored=True)
+                engines: Mapping[str, Any], seed: int, energy: Mapping[str, Any] | None = None) -> SummaryRecord:
+        # rescoring sends nothing: the run's own efficiency panel still describes its computation
+        kept = self.log.summary.efficiency if self.log.summary else {}
+        return summary_record(self.aggregate(records, seed), records, 0.0, 0, EngineStats(), rescored=True,
+                              efficiency=kept)
 
 
 def rescore_path(path: Path) -> Iterator[tuple[Path, TaskResults]]:
