@@ -20,7 +20,7 @@ from evalkit.data import resolve_data_dir
 from evalkit.errors import ConfigError, EvalkitError
 from evalkit.params import split_assignments
 from evalkit.perturb.spec import split_task_list
-from evalkit.plan import MODEL_ROLE, RoleConfig
+from evalkit.plan import MODEL_ROLE, RoleConfig, RunConfig, TaskOutcome
 
 
 class Command(Protocol):
@@ -31,6 +31,23 @@ class Command(Protocol):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
     def run(self, args: argparse.Namespace) -> int: ...
+
+
+class RunExtension(Protocol):
+    """Options a plugin adds to `evalkit run` (registered in `registry.run_extensions`)."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def prepare(self, args: argparse.Namespace, config: RunConfig) -> RunConfig:
+        """Check the plugin's options before any model loads; may add to the run's config."""
+
+    def after_run(self, args: argparse.Namespace, config: RunConfig, outcomes: Sequence[TaskOutcome]) -> int:
+        """Work on the finished logs; the exit code (0 when there was nothing to do)."""
+
+
+def run_extensions() -> list[RunExtension]:
+    registry.load_plugins()
+    return list(registry.run_extensions)  # type: ignore[arg-type]
 
 
 LIMIT_HELP = (
@@ -103,6 +120,8 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--energy", action="append", default=[], metavar="KEY=VALUE",
                      help="a constant of the energy/CO2e estimate, e.g. pue=1.1, co2e_lb_per_kwh=0.5, "
                           "cpu_watts_per_core=8, dram_watts_per_gb=0.3725, gpus=1, gpu_watts=350")
+    for extension in run_extensions():
+        extension.add_arguments(run)
     run.add_argument("--dry-run", action="store_true", help="print the requests and estimated tokens "
                      "(and cost, given prices in --model-args) per task; send nothing")
 
@@ -161,7 +180,6 @@ def _quiet_broken_pipe() -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from evalkit.efficiency import EnergySettings
-    from evalkit.plan import RunConfig
     from evalkit.report_text import results_table
     from evalkit.runner import run
 
@@ -188,6 +206,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         allow_hub=not args.offline,
         energy=EnergySettings.parse(args.energy),
     )
+    for extension in run_extensions():
+        config = extension.prepare(args, config)
     if args.dry_run:
         from evalkit.dryrun import dry_run
 
@@ -198,7 +218,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(results_table(outcome.task, outcome.results, subtasks=False))
         errors = f", {outcome.n_errors} errors (excluded; rerun to retry them)" if outcome.n_errors else ""
         print(f"  {outcome.n_samples} samples in {outcome.seconds:.1f}s{errors}; log: {outcome.log_path}\n")
-    return 1 if any(o.n_errors for o in outcomes) else 0
+    code = 1 if any(o.n_errors for o in outcomes) else 0
+    for extension in run_extensions():
+        code = max(code, extension.after_run(args, config, outcomes))
+    return code
 
 
 def cmd_list(args: argparse.Namespace) -> int:
