@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from evalkit.metrics.logistic import fit_logistic
+
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 METHODS = ("bt", "elo")
@@ -87,31 +89,18 @@ def _cells(design: _Design) -> tuple[_Design, FloatArray]:
     return cells, counts.astype(float)
 
 
-def fit_log_strengths(design: _Design, weights: FloatArray, *, max_iter: int = 200) -> FloatArray:
+def fit_log_strengths(design: _Design, weights: FloatArray) -> FloatArray:
     """BT log-strengths θ for each row of `weights` (resamples × battles), mean 0 per row.
 
-    Vectorised Newton over all rows at once. The log-likelihood is invariant to adding a
-    constant to θ, so its Hessian is singular along (1, …, 1); the gradient is orthogonal to
-    that direction, so a tiny damping term in the linear solve keeps the iterates at mean 0
-    without changing the fixed point (the gradient's zero, i.e. the MLE)."""
-    rows, m = weights.shape[0], len(design.models)
-    theta = np.zeros((rows, m))
-    onehot = np.zeros((design.a.size, m))
+    A logistic regression on x = e_a − e_b without intercept (FastChat's `compute_mle_elo`
+    design). The likelihood is invariant to adding a constant to θ; the gradient is
+    orthogonal to that direction, so the Newton iterates stay at mean 0 from θ = 0."""
+    onehot = np.zeros((design.a.size, len(design.models)))
     onehot[np.arange(design.a.size), design.a] = 1.0
-    onehot[np.arange(design.a.size), design.b] -= 1.0  # x = e_a − e_b: θ_a − θ_b = x·θ
-    damping = 1e-9 * np.eye(m)
-    for _ in range(max_iter):
-        p = 1.0 / (1.0 + np.exp(-(theta @ onehot.T)))  # rows × battles
-        grad = (weights * (design.y - p)) @ onehot  # rows × m
-        curvature = weights * p * (1.0 - p)
-        hess = np.einsum("rn,ni,nj->rij", curvature, onehot, onehot, optimize=True) + damping
-        step = np.linalg.solve(hess, grad[..., None])[..., 0]
-        step = np.clip(step, -5.0, 5.0)  # a wild first step on near-separated data
-        theta += step
-        theta -= theta.mean(axis=1, keepdims=True)
-        if np.max(np.abs(step)) < 1e-12 or np.max(np.abs(grad)) < 1e-11:
-            break
-    return theta
+    onehot[np.arange(design.a.size), design.b] -= 1.0
+    theta = fit_logistic(onehot, design.y, weights)
+    centred: FloatArray = theta - theta.mean(axis=1, keepdims=True)
+    return centred
 
 
 def _to_elo(theta: FloatArray, models: Sequence[str], anchor: str | None, anchor_rating: float,
