@@ -51,10 +51,11 @@ def build_report(sources: Sequence[JudgmentSource], *, baselines: Sequence[str] 
                  difficulty: Mapping[str, float] | None = None, anchor: str | None = None,
                  resamples: int = 1000, seed: int = 0) -> JudgeReport:
     judgments = [j for s in sources for j in s.judgments]
+    sets = [s.judgments for s in sources]
     return JudgeReport(
         sources=[f"{s.path} (judge {s.judge}, {len(s.judgments)} judgments)" for s in sources],
-        rankings=rankings(battles_of(judgments), resamples=resamples, seed=seed, anchor=anchor),
-        win_tie_lose=win_tie_lose(judgments),
+        rankings=rankings(battles_of(*sets), resamples=resamples, seed=seed, anchor=anchor),
+        win_tie_lose=win_tie_lose(*sets),
         score_ratios=score_ratios(judgments, baselines, resamples=resamples, seed=seed),
         length_controlled=length_controlled(judgments, difficulty, resamples=resamples, seed=seed),
         agreements=agreements(sources) if len(sources) > 1 else [],

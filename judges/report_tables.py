@@ -61,16 +61,20 @@ def load_judgment_log(path: Path) -> JudgmentSource:
 # battles and rankings
 
 
-def battles_of(judgments: Sequence[Judgment]) -> list[Battle]:
-    """One battle per pairwise (question, turn) whose two orders were read (FastChat's rule),
-    and one per reference judgment with a win, loss or draw (weighted ones are left out)."""
-    pairs = [j for j in judgments if isinstance(j, PairJudgment)]
-    outcomes, _ = pair_outcomes(pairs)
-    out = [Battle(o.ab.model_1, o.ab.model_2, o.outcome) for o in outcomes if o.parsed]
+def battles_of(*judgment_sets: Sequence[Judgment]) -> list[Battle]:
+    """One battle per pairwise (model pair, question, turn) whose two orders were read
+    (FastChat's rule), and one per reference judgment with a win, loss or draw (weighted ones
+    are left out). Each set is one judgment log: orders are paired within a log only."""
+    return [battle for judgments in judgment_sets for battle, _ in _battles_with_groups(judgments)]
+
+
+def parsed_outcomes(judgments: Sequence[Judgment]) -> list[PairOutcome]:
+    """Both orders combined, per model pair (a log may hold several pairs)."""
+    by_pair: dict[tuple[str, str], list[PairJudgment]] = defaultdict(list)
     for j in judgments:
-        if isinstance(j, ReferenceJudgment) and (outcome := _ae_outcome(j.preference)) is not None:
-            out.append(Battle(j.model, j.baseline, outcome))
-    return out
+        if isinstance(j, PairJudgment):
+            by_pair[(j.model_1, j.model_2)].append(j)
+    return [o for _, items in sorted(by_pair.items()) for o in pair_outcomes(items)[0] if o.parsed]
 
 
 @dataclass(frozen=True)
@@ -107,11 +111,11 @@ class WinTieLoseRow:
         return self.wins + self.ties + self.losses
 
 
-def win_tie_lose(judgments: Sequence[Judgment]) -> list[WinTieLoseRow]:
+def win_tie_lose(*judgment_sets: Sequence[Judgment]) -> list[WinTieLoseRow]:
     """Per (model, baseline) and question set (all, each category, each turn): W/T/L counts of
     the model, pairwise by FastChat's rule (model_1 is the model) and reference verdicts."""
     cells: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-    for battle, groups in _battles_with_groups(judgments):
+    for battle, groups in (x for judgments in judgment_sets for x in _battles_with_groups(judgments)):
         for group in (ALL, *groups):
             cells[(battle.model_a, battle.model_b, group)].append(battle.outcome)
     rows = []
@@ -123,11 +127,7 @@ def win_tie_lose(judgments: Sequence[Judgment]) -> list[WinTieLoseRow]:
 
 
 def _battles_with_groups(judgments: Sequence[Judgment]) -> list[tuple[Battle, tuple[str, ...]]]:
-    outcomes, _ = pair_outcomes([j for j in judgments if isinstance(j, PairJudgment)])
-    out: list[tuple[Battle, tuple[str, ...]]] = []
-    for o in outcomes:
-        if o.parsed:
-            out.append((Battle(o.ab.model_1, o.ab.model_2, o.outcome), _pair_groups(o)))
+    out = [(Battle(o.ab.model_1, o.ab.model_2, o.outcome), _pair_groups(o)) for o in parsed_outcomes(judgments)]
     for j in judgments:
         if isinstance(j, ReferenceJudgment) and (outcome := _ae_outcome(j.preference)) is not None:
             out.append((Battle(j.model, j.baseline, outcome), (j.category,) if j.category else ()))
@@ -260,11 +260,8 @@ class AgreementRow:
 
 def pair_labels(judgments: Sequence[Judgment]) -> dict[tuple[str, int, str, str], str]:
     """(question, turn, model, model) sorted by name → the winner's name or "tie" (both orders combined)."""
-    outcomes, _ = pair_outcomes([j for j in judgments if isinstance(j, PairJudgment)])
     out = {}
-    for o in outcomes:
-        if not o.parsed:
-            continue
+    for o in parsed_outcomes(judgments):
         a, b = o.ab.model_1, o.ab.model_2
         label = "tie" if o.outcome == 0.5 else (a if o.outcome == 1.0 else b)
         first, second = sorted((a, b))
