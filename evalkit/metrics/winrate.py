@@ -59,20 +59,31 @@ def cluster_bootstrap_mean(values: ArrayLike, clusters: Sequence[str] | None = N
     every value of the drawn clusters (a cluster drawn twice counts twice). Without
     `clusters` each value is its own cluster (the ordinary bootstrap)."""
     arr = np.asarray(values, dtype=float)
-    labels = list(clusters) if clusters is not None else [str(i) for i in range(arr.size)]
-    if len(labels) != arr.size:
-        raise ValueError(f"{arr.size} values but {len(labels)} cluster labels")
+    return cluster_bootstrap_ratio(arr, np.ones(arr.size), clusters, resamples=resamples, seed=seed, alpha=alpha)
+
+
+def cluster_bootstrap_ratio(numerators: ArrayLike, denominators: ArrayLike, clusters: Sequence[str] | None = None,
+                            *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                            alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile bootstrap CI of Σ numerators / Σ denominators, resampling whole clusters
+    (e.g. Vicuna's relative score: a model's total rating over the baseline's)."""
+    num = np.asarray(numerators, dtype=float)
+    den = np.asarray(denominators, dtype=float)
+    labels = list(clusters) if clusters is not None else [str(i) for i in range(num.size)]
+    if len(labels) != num.size or den.size != num.size:
+        raise ValueError(f"{num.size} values but {den.size} denominators and {len(labels)} cluster labels")
     names = sorted(set(labels))
     if len(names) < 2:
         return (math.nan, math.nan)
     index = {name: i for i, name in enumerate(names)}
-    ids = np.fromiter((index[x] for x in labels), dtype=np.int64, count=arr.size)
-    sums = np.bincount(ids, weights=arr, minlength=len(names))
-    sizes = np.bincount(ids, minlength=len(names)).astype(float)
+    ids = np.fromiter((index[x] for x in labels), dtype=np.int64, count=num.size)
+    sums = np.bincount(ids, weights=num, minlength=len(names))
+    sizes = np.bincount(ids, weights=den, minlength=len(names))
     rng = np.random.default_rng(seed)
     # counts[r, c]: how often cluster c is drawn in resample r (a multinomial draw)
     counts = rng.multinomial(len(names), np.full(len(names), 1 / len(names)), size=resamples)
-    stats = (counts @ sums) / (counts @ sizes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stats = (counts @ sums) / (counts @ sizes)
     low, high = np.percentile(stats, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     return (float(low), float(high))
 
