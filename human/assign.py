@@ -57,13 +57,15 @@ def annotator_queue(annotator: str, items: Sequence[str], sizes: dict[str, int],
         seeded(seed, "sides", annotator, item).shuffle(shown)
         slots.append((item, tuple(shown), None))
     n_checks = math.ceil(attention * len(order)) if attention > 0 and len(order) > 1 else 0
+    originals = list(slots)
     for k, first in enumerate(sorted(rng.sample(range(len(order)), n_checks))):
-        item, shown, _ = slots[first]
+        item, shown, _ = originals[first]
         kind = "swapped" if k % 2 == 0 and len(shown) > 1 else "duplicate"
         repeat = tuple(reversed(shown)) if kind == "swapped" else shown
-        # insert after the original: it is still an earlier slot once slots shift
-        at = rng.randint(first + 2, len(slots)) if first + 2 <= len(slots) else len(slots)
-        slots.insert(at, (item, repeat, f"{kind}:{item}"))
+        # somewhere after the original (which earlier inserts may have moved to the right)
+        after = slots.index(originals[first]) + 2
+        slots.insert(rng.randint(after, len(slots)) if after <= len(slots) else len(slots),
+                     (item, repeat, f"{kind}:{item}"))
     return [Assignment(annotator, i, item, shown, check) for i, (item, shown, check) in enumerate(slots)]
 
 
