@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.human.study import StudyConfig, create_study
 from evalkit.human.store import VoteStore
+from evalkit.human.study import StudyConfig, create_study
 from tests.judges.conftest import contestant_log
 
 MODELS = ("vicuna-13b-v1.3", "alpaca-13b", "llama-13b")

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from evalkit.errors import ConfigError
 from evalkit.human.store import ANNOTATOR, Assignment, Vote, VoteStore
+from tests.conftest import REPO
 
-WRITERS = 24
-SLOTS_PER_WRITER = 100  # 2,400 votes
+WRITERS = 20
+SLOTS_PER_WRITER = 100  # 2,000 votes
 
 
 def small_store(path: Path, annotators: int, slots: int) -> None:
@@ -45,14 +47,17 @@ def writer(path: str, annotator: str, slots: int) -> int:
 def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     db = tmp_path / "votes.db"
     small_store(db, WRITERS, SLOTS_PER_WRITER)
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(WRITERS) as pool:
-        stored = pool.starmap(writer, [(str(db), f"ann{a}", SLOTS_PER_WRITER) for a in range(WRITERS)])
-    assert stored == [SLOTS_PER_WRITER] * WRITERS
+    code = "import sys; from tests.human.test_store import writer; print(writer(sys.argv[1], sys.argv[2], int(sys.argv[3])))"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(db), f"ann{a}", str(SLOTS_PER_WRITER)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+             for a in range(WRITERS)]
+    outs = [p.communicate(timeout=600) for p in procs]  # a bound, not a timed assertion
+    assert [p.returncode for p in procs] == [0] * WRITERS, [err[-500:] for _, err in outs]
+    assert [int(out) for out, _ in outs] == [SLOTS_PER_WRITER] * WRITERS
     raw = sqlite3.connect(db)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     rows = raw.execute("SELECT annotator, slot, vote_id FROM votes").fetchall()
-    assert len(rows) == WRITERS * SLOTS_PER_WRITER  # 2,400: none lost
+    assert len(rows) == WRITERS * SLOTS_PER_WRITER  # 2,000: none lost
     assert len({(a, s) for a, s, _ in rows}) == len(rows)  # none duplicated
     assert {v for _, _, v in rows} == {f"ann{a}-{s}" for a in range(WRITERS) for s in range(SLOTS_PER_WRITER)}
     store = VoteStore(db)
