@@ -108,11 +108,14 @@ def move_slider(cap: Capture, index: int, steps: int) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    thumb = cap.driver.find_elements(By.CSS_SELECTOR, "[data-testid='stSlider'] [role='slider']")[index]
-    thumb.click()
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    # the slider's thumb is a visually hidden range input: focus it, then the arrow keys move it
+    thumb = cap.driver.find_elements(By.CSS_SELECTOR, "[data-testid='stSlider'] input[type='range']")[index]
+    cap.driver.execute_script("arguments[0].focus();", thumb)
     key = Keys.ARROW_RIGHT if steps > 0 else Keys.ARROW_LEFT
     for _ in range(abs(steps)):
-        thumb.send_keys(key)
+        ActionChains(cap.driver).send_keys(key).perform()
 
 
 def pick_ranks(cap: Capture, ranks: list[int]) -> None:
