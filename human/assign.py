@@ -53,9 +53,9 @@ def annotator_queue(annotator: str, items: Sequence[str], sizes: dict[str, int],
     rng.shuffle(order)
     slots: list[tuple[str, tuple[int, ...], str | None]] = []
     for item in order:
-        shown = list(range(sizes[item]))
-        seeded(seed, "sides", annotator, item).shuffle(shown)
-        slots.append((item, tuple(shown), None))
+        sides = list(range(sizes[item]))
+        seeded(seed, "sides", annotator, item).shuffle(sides)
+        slots.append((item, tuple(sides), None))
     n_checks = math.ceil(attention * len(order)) if attention > 0 and len(order) > 1 else 0
     originals = list(slots)
     for k, first in enumerate(sorted(rng.sample(range(len(order)), n_checks))):

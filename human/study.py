@@ -153,7 +153,7 @@ def create_study(store_path: Path, run_paths: Sequence[Path], annotators: Sequen
 
 def study_config(store: VoteStore) -> StudyConfig:
     raw: Mapping[str, Any] = store.meta().get("config") or {}
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
     return StudyConfig(**fields)
 
 

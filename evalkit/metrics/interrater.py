@@ -26,6 +26,13 @@ def _is_missing(value: Rating) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _order(value: Rating) -> tuple[bool, float, str]:
+    """Numbers in numeric order, then labels in alphabetical order."""
+    if isinstance(value, str):
+        return (True, 0.0, value)
+    return (False, float(value or 0), "")
+
+
 def _coincidences(data: Sequence[Sequence[Rating]]) -> tuple[list[Rating], NDArray[np.float64]]:
     """(sorted distinct values, coincidence matrix o[c][k]) over units with ≥ 2 ratings."""
     n_units = len(data[0]) if data else 0
@@ -33,7 +40,7 @@ def _coincidences(data: Sequence[Sequence[Rating]]) -> tuple[list[Rating], NDArr
         raise ValueError("every rater's row needs one entry per unit")
     units = [[row[u] for row in data if not _is_missing(row[u])] for u in range(n_units)]
     units = [u for u in units if len(u) >= 2]
-    values = sorted({v for u in units for v in u}, key=lambda v: (isinstance(v, str), v))  # type: ignore[arg-type,return-value]
+    values = sorted({v for u in units for v in u}, key=_order)
     index = {v: i for i, v in enumerate(values)}
     o = np.zeros((len(values), len(values)))
     for unit in units:
@@ -51,7 +58,8 @@ def _distances(values: Sequence[Rating], marginals: NDArray[np.float64], level: 
         raise ValueError(f"{level} α needs numeric ratings")
     x = np.asarray(values, dtype=float)
     if level == "interval":
-        return np.subtract.outer(x, x) ** 2
+        squared: NDArray[np.float64] = np.subtract.outer(x, x) ** 2
+        return squared
     if level == "ratio":
         total = np.add.outer(x, x)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -78,7 +86,7 @@ def krippendorff_alpha(data: Sequence[Sequence[Rating]], level: str = "nominal")
     expected = float((np.outer(marginals, marginals) * delta).sum()) / (n * (n - 1))
     if expected == 0:
         return math.nan
-    return 1.0 - observed / expected
+    return float(1.0 - observed / expected)
 
 
 def fleiss_kappa(table: Sequence[Sequence[int]]) -> float:

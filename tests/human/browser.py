@@ -32,20 +32,14 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 def serve(store: Path, log_dir: Path) -> Iterator[str]:
     """The app on a free port of 127.0.0.1, the way `evalkit human serve` starts it."""
     port = free_port()
-    log = (log_dir / "streamlit.log").open("wb")
-    proc = subprocess.Popen(streamlit_command(store, port), env=streamlit_env(store), stdout=log,
-                            stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, proc)
-        yield url
-    finally:
-        proc.terminate()
+    with (log_dir / "streamlit.log").open("wb") as log, subprocess.Popen(
+            streamlit_command(store, port), env=streamlit_env(store), stdout=log, stderr=subprocess.STDOUT) as proc:
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            wait_until_healthy(url, proc)
+            yield url
+        finally:
+            proc.terminate()  # Streamlit exits on SIGTERM; leaving the block waits for it
 
 
 class Capture:
@@ -67,7 +61,8 @@ class Capture:
         self.driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
         self.name = name
         self.seen: list[str] = []
-        self.frames = 0
+        #: the decoded websocket frames alone (also in `seen`)
+        self.ws: list[str] = []
 
     def close(self) -> None:
         self.driver.quit()
@@ -83,9 +78,9 @@ class Capture:
             response = message["params"]["response"]
             payload = response.get("payloadData", "")
             # opcode 2: a binary (protobuf) frame, which Chrome hands over base64-encoded
-            self.seen.append(base64.b64decode(payload).decode("utf-8", "replace") if response.get("opcode") == 2
-                             else payload)
-            self.frames += 1
+            frame = base64.b64decode(payload).decode("utf-8", "replace") if response.get("opcode") == 2 else payload
+            self.seen.append(frame)
+            self.ws.append(frame)
 
     def body(self) -> str:
         from selenium.webdriver.common.by import By
