@@ -30,9 +30,14 @@ PAIR_CHOICES = (("A is better", "left"), ("B is better", "right"), ("Tie", "tie"
 ANSWER_HEIGHT = 360
 
 
-@st.cache_resource
 def open_store(path: str) -> VoteStore:
-    return VoteStore(Path(path))
+    """One connection per browser session: sessions run in threads of their own, and a shared
+    connection would interleave their transactions."""
+    if st.session_state.get("store_path") != path:
+        st.session_state["store"] = VoteStore(Path(path))
+        st.session_state["store_path"] = path
+    store: VoteStore = st.session_state["store"]
+    return store
 
 
 def refuse(why: str) -> None:
