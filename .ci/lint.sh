@@ -6,7 +6,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PY:-$ROOT/.venv/bin/python}
 cd "$ROOT"
 echo "== ruff"
-"$PY" -m ruff check evalkit tasks judges reports tests bench
+"$PY" -m ruff check evalkit tasks judges reports human tests bench
 FLAT=$(bash .ci/flat_tree.sh "$(mktemp -d)")
 trap 'rm -rf "$FLAT"' EXIT
 echo "== mypy --strict (evalkit and its plugin packages; paths below are under evalkit/)"
