@@ -80,7 +80,7 @@ def _metrics(values: Mapping[str, Any], raw: RawMetrics, better: Mapping[str, An
         key = f"{metric},{filter_key}"
         value = values.get(key)
         if isinstance(value, (int, float)):
-            out[metric_name(key)] = _with_interval(metric_name(key), float(value), [items], better.get(metric, True))
+            out[metric_name(key)] = with_interval(metric_name(key), float(value), [items], better.get(metric, True))
     return out
 
 
@@ -91,21 +91,23 @@ def _group_metrics(values: Mapping[str, Any], raws: Sequence[RawMetrics], better
         if not filter_key or "_stderr" in metric or not isinstance(value, (int, float)):
             continue
         per_task = [raw.get((metric, filter_key), []) for raw in raws]
-        out[metric_name(key)] = _with_interval(metric_name(key), float(value), per_task, better.get(metric, True))
+        out[metric_name(key)] = with_interval(metric_name(key), float(value), per_task, better.get(metric, True))
     return out
 
 
-def _with_interval(name: str, value: float, per_task: Sequence[Sequence[Any]], higher: Any) -> MetricValue:
+def with_interval(name: str, value: float, per_task: Sequence[Sequence[Any]], higher: Any,
+                  n: int | None = None) -> MetricValue:
     """The aggregate with n and a CI where lm-eval's number is a mean of per-sample values:
     Wilson for 0/1 items, a normal interval for other means, and for an unweighted mean of
     subtask proportions the stratified interval. Other aggregations (corpus BLEU, F1) get none."""
     numeric = [[float(v) for v in items if isinstance(v, (int, float))] for items in per_task]
     flat = [v for items in numeric for v in items]
-    n = len(flat)
     hib = bool(higher) if higher is not None else True
-    if n == 0 or n != sum(len(items) for items in per_task):
-        return MetricValue(name, value, sum(len(i) for i in per_task), higher_is_better=hib,
-                           note="lm-eval aggregate of non-numeric items; no CI")
+    given = sum(len(i) for i in per_task)
+    if not flat or len(flat) != given:
+        why = "no per-item values" if not given else "lm-eval aggregate of non-numeric items"
+        return MetricValue(name, value, n if n is not None else given, higher_is_better=hib, note=f"{why}; no CI")
+    n = len(flat)
     binary = set(flat) <= {0.0, 1.0}
     if math.isclose(value, sum(flat) / n, rel_tol=0, abs_tol=1e-9):
         low, high = wilson_interval(sum(flat), n) if binary else mean_normal_interval(flat)
