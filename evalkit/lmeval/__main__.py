@@ -10,8 +10,9 @@ import sys
 
 def main() -> int:
     try:
-        import evalkit.lmeval.model  # noqa: F401  (registers --model evalkit)
         from lm_eval.__main__ import cli_evaluate
+
+        import evalkit.lmeval.model  # noqa: F401  (registers --model evalkit)
     except ImportError:
         from evalkit.lmeval.loading import INSTALL_HINT
 

@@ -11,7 +11,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evalkit.errors import ConfigError
-from evalkit.types import GENERATE, LOGLIKELIHOOD, GenerateRequest, GenerationParams, LoglikelihoodRequest, Request, Response
+from evalkit.types import (
+    GENERATE,
+    LOGLIKELIHOOD,
+    GenerateRequest,
+    GenerationParams,
+    LoglikelihoodRequest,
+    Request,
+    Response,
+)
 
 #: lm-eval's output types evalkit runs, and the capability each needs from the backend
 CAPABILITY = {"multiple_choice": LOGLIKELIHOOD, "loglikelihood": LOGLIKELIHOOD, "generate_until": GENERATE}

@@ -119,7 +119,7 @@ def _record(leaf: str, row: Mapping[str, Any]) -> SampleRecord:
     score = Score(float(head) if isinstance(head, (int, float)) else math.nan, row.get("filtered_resps"),
                   {"lmeval": metrics, "filtered_resps": {row.get("filter", "none"): row.get("filtered_resps")}})
     args = row.get("arguments") or {}
-    first = next(iter(args.values()), {}) if isinstance(args, dict) else {}
+    first: Any = next(iter(args.values()), {}) if isinstance(args, dict) else {}
     return SampleRecord(f"{leaf}/{row.get('doc_id')}", leaf, "", row.get("target"), (),
                         {"doc_id": row.get("doc_id"), "doc": row.get("doc")}, (),
                         str(first.get("arg_0", "")) if isinstance(first, dict) else "", (), responses, score, None)
