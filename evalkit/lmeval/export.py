@@ -84,7 +84,10 @@ def results_of(logs: list[RunLog]) -> tuple[dict[str, Any], dict[str, list[dict[
 
 
 def sample_row(record: SampleRecord, log: RunLog) -> dict[str, Any]:
-    """A record as a line of lm-eval's samples file."""
+    """A record as a line of lm-eval's samples file (its tracker writes targets and responses
+    as strings: `sanitize_list`)."""
+    from lm_eval.utils import sanitize_list
+
     score = record.score
     extras = dict(score.extras) if score else {}
     metrics = extras.get("lmeval") or ({"acc,none": score.value} if score else {})
@@ -94,10 +97,11 @@ def sample_row(record: SampleRecord, log: RunLog) -> dict[str, Any]:
     arguments = {f"gen_args_{i}": _arguments(r.to_dict(), record.prompt) for i, r in enumerate(record.requests)}
     doc = record.metadata.get("doc", {"input": record.input, "choices": list(record.choices)})
     row: dict[str, Any] = {
-        "doc_id": record.metadata.get("doc_id", record.id), "doc": doc, "target": record.target,
+        "doc_id": record.metadata.get("doc_id", record.id), "doc": doc, "target": str(record.target),
         "arguments": arguments,
-        "resps": [[[r.logprob, bool(r.is_greedy)] if r.text is None else r.text] for r in record.responses],
-        "filtered_resps": filtered[filter_key], "filter": filter_key,
+        "resps": sanitize_list([[(r.logprob, bool(r.is_greedy)) if r.text is None else r.text]
+                                for r in record.responses]),
+        "filtered_resps": sanitize_list(filtered[filter_key]), "filter": filter_key,
         "metrics": sorted({k.rpartition(",")[0] for k in metrics if k.endswith("," + filter_key)}),
         "doc_hash": _hash(json.dumps(doc, indent=2, ensure_ascii=False)),
         "prompt_hash": _hash(record.prompt), "target_hash": _hash(str(record.target)),

@@ -126,9 +126,13 @@ def _record(leaf: str, row: Mapping[str, Any]) -> SampleRecord:
 
 
 def _response(resp: Any) -> Response:
+    """One entry of `resps`: lm-eval writes a log-likelihood as ["-1.25", "False"] (strings)."""
     value = resp[0] if isinstance(resp, list) and resp else resp
-    if isinstance(value, list) and len(value) == 2 and isinstance(value[0], (int, float)):
-        return Response(logprob=float(value[0]), is_greedy=bool(value[1]))
+    if isinstance(value, list) and len(value) == 2 and str(value[1]) in ("True", "False", "true", "false"):
+        try:
+            return Response(logprob=float(value[0]), is_greedy=str(value[1]).lower() == "true")
+        except ValueError:
+            pass
     return Response(text=str(value))
 
 

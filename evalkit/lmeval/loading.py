@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,9 @@ def task_manager(include_path: str = "") -> Any:
         from lm_eval.tasks import TaskManager
     except ImportError:
         raise ConfigError(INSTALL_HINT) from None
+    lm_eval_log = logging.getLogger("lm_eval")
+    if lm_eval_log.level == logging.NOTSET:  # its per-task notes ("using default aggregation") are noise here
+        lm_eval_log.setLevel(logging.ERROR)
     return TaskManager(include_path=include_path or None)
 
 
