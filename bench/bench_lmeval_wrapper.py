@@ -2,7 +2,7 @@
 `--model hf`, on the same weights and a multiple-choice task with multi-token choices (MMLU
 questions scored on the full option text, lm-eval's `mmlu_continuation` format).
 
-Both run as their own process (`python -m evalkit.lmeval run ...` and `lm_eval run ...`),
+Both run as their own process (`python -m evalkit.lmeval run ...` and `python -m lm_eval run ...`),
 timed end to end, on local YAML tasks over /work/shared/data/mmlu. Prints each side's wall
 time, accuracy, the largest per-choice log-likelihood difference, and the speed ratio.
 
@@ -57,8 +57,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tasks = write_tasks(Path(tmp) / "tasks", SHARED_DATA, per_subject=args.questions)
         common = ["--tasks", TASK, "--include_path", str(tasks)]
-        lm_eval = Path(sys.executable).with_name("lm_eval")
-        theirs = run("lm_eval --model hf", [str(lm_eval), "run", "--model", "hf", "--model_args",
+        theirs = run("lm_eval --model hf", [sys.executable, "-m", "lm_eval", "run", "--model", "hf", "--model_args",
                      f"pretrained={model},dtype=float32", "--device", "cpu", "--batch_size", str(args.batch_size),
                      *common], Path(tmp) / "hf")
         ours = run("--model evalkit", [sys.executable, "-m", "evalkit.lmeval", "run", "--model", "evalkit",
