@@ -96,6 +96,13 @@ if [ "$(cat "$VENV/.evalkit-installed" 2>/dev/null)" != "$EVALKIT_STAMP" ] || ! 
     echo "$EVALKIT_STAMP" > "$VENV/.evalkit-installed"
 fi
 
+# --- lm-eval interoperability: the `lmeval` extra (lm-eval's base install needs no torch; the
+# CPU torch above is what its hf model and evalkit's use, so no CUDA build is pulled) ---------
+if ! "$VENV/bin/python" -c "import lm_eval" 2>/dev/null; then
+    step "lmeval extra: lm-eval (pinned in pyproject.toml)"
+    $PIP install -q -e ".[lmeval]"
+fi
+
 # --- API backends: openai client; llama-cpp-python's server extras and aiohttp (fault proxy) -
 if ! "$VENV/bin/python" -c "import openai, httpx, aiohttp, uvicorn, fastapi, sse_starlette, starlette_context, pydantic_settings" 2>/dev/null; then
     step "API backend test deps: openai, httpx, aiohttp, llama.cpp server extras"

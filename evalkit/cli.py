@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("run", type=Path, metavar="RUN")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.add_argument("--subtasks", action="store_true", help="include per-subtask rows in the table")
+    show.add_argument("--format", choices=("text", *registry.show_formats.names()), default="text",
+                      help="text (default), or another harness's layout written to --output (lmeval)")
+    show.add_argument("-o", "--output", type=Path, help="with --format other than text: the output folder")
     score = sub.add_parser("score", help="re-score run logs from their stored responses (no model calls)")
     score.add_argument("run", type=Path, metavar="RUN")
     for name in registry.commands.names():
@@ -239,6 +242,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from evalkit.report_text import show_logs
 
+    if args.format != "text":  # a plugin's writer (evalkit.registry.show_formats)
+        writer: Any = registry.show_formats.get(args.format)
+        print(writer(args.run, args.output))
+        return 0
     print(show_logs(args.run, as_json=args.json, subtasks=args.subtasks))
     return 0
 

@@ -33,6 +33,8 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, T | str] = {}
+        #: name prefixes resolved by a plugin (`lmeval:<task>`): prefix -> callable(name) -> T
+        self._prefixes: dict[str, Callable[[str], T] | str] = {}
 
     def register(self, name: str, obj: T | str, *, replace: bool = False) -> None:
         if name in self._entries and not replace:
@@ -46,9 +48,25 @@ class Registry(Generic[T]):
 
         return wrap
 
+    def register_prefix(self, prefix: str, resolver: Callable[[str], T] | str) -> None:
+        """Names starting with `prefix` are built on demand by `resolver(name)` (a callable or
+        a lazy "module:attribute"): for open-ended families such as lm-eval's task library."""
+        self._prefixes[prefix] = resolver
+
+    def _resolve_prefix(self, name: str) -> T | None:
+        for prefix, resolver in self._prefixes.items():
+            if name.startswith(prefix):
+                found: Callable[[str], T] = (_import_object(resolver) if isinstance(resolver, str)  # type: ignore[assignment]
+                                             else resolver)
+                return found(name)
+        return None
+
     def get(self, name: str) -> T:
         load_plugins()
         if name not in self._entries:
+            resolved = self._resolve_prefix(name)
+            if resolved is not None:
+                return resolved
             raise ConfigError(unknown_name_message(self.kind, name, self.names()))
         entry = self._entries[name]
         if isinstance(entry, str):
@@ -117,6 +135,12 @@ commands.register("format-spread", "evalkit.stages.robustness_cli:FORMAT_SPREAD"
 #: add_arguments(parser), prepare(args, config) -> config (before any model loads) and
 #: after_run(args, config, outcomes) -> exit code (see evalkit.cli.RunExtension)
 run_extensions: list[object] = []
+# lm-eval interoperability (evalkit.lmeval; lm_eval itself is imported only when used)
+commands.register("import-lmeval", "evalkit.lmeval.cli:IMPORT_LMEVAL")
+tasks.register_prefix("lmeval:", "evalkit.lmeval.tasks:task_entry_for")
+#: `evalkit show RUN --format NAME` writers besides the built-in text/json: callable(path, args) -> str
+show_formats: Registry[object] = Registry("show format")
+show_formats.register("lmeval", "evalkit.lmeval.export:show_lmeval")
 #: `evalkit score` for stage logs: stage name -> callable(RunLog) -> TaskResults, registered
 #: by the plugin whose stage wrote them (e.g. the judge re-reads its verdicts)
 rescorers: Registry[object] = Registry("rescorer")
