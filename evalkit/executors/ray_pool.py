@@ -29,7 +29,14 @@ from evalkit.backends.base import BaseBackend
 from evalkit.errors import BackendUnavailable
 from evalkit.executors.config import RAY_EXTRA_HINT, RayOptions
 from evalkit.models import ModelSpec, create_backend
-from evalkit.types import ChoiceLogprobsRequest, EmbedRequest, GenerateRequest, LoglikelihoodRequest, Request, Response
+from evalkit.types import (
+    ChoiceLogprobsRequest,
+    EmbedRequest,
+    GenerateRequest,
+    LoglikelihoodRequest,
+    Request,
+    Response,
+)
 
 log = logging.getLogger("evalkit.ray")
 
