@@ -170,10 +170,13 @@ def _quiet_broken_pipe() -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from evalkit.models import parse_model_spec
     from evalkit.report_text import results_table
     from evalkit.runner import run
 
-    configs = [run_config(args, model) for model in args.model]  # every model's flags checked first
+    configs = [run_config(args, model) for model in args.model]
+    for config in configs:  # a grid's later models fail now, not after the first one ran
+        parse_model_spec(config.model, config.model_args)
     if args.dry_run:
         from evalkit.dryrun import dry_run
 

@@ -183,3 +183,44 @@ def test_grid_of_two_models_and_two_tasks_on_ray(ray_cluster: str, tmp_path: Pat
     assert main(["leaderboard", str(out)]) == 0
     board = capsys.readouterr().out
     assert "mock:seed=1" in board and "mock:seed=2" in board
+
+
+def test_sweep_file_grid_on_ray_resumes_every_cell(ray_cluster: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    calls, out = tmp_path / "calls.txt", tmp_path / "runs"
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(f'''models = ["mock:seed=1,calls_file={calls}", "mock:seed=2,calls_file={calls}"]
+tasks = ["mmlu"]
+limit = 2
+output_dir = "{out}"
+task_params = [{{ subjects = "anatomy" }}, {{ subjects = "astronomy" }}]
+[executor]
+kind = "ray"
+address = "{ray_cluster}"
+workers = 1
+chunk_size = 1
+''')
+    args = ["sweep", str(sweep), "--data-dir", str(SHARED_DATA), "--cache-dir", str(tmp_path / "cache"),
+            "--no-progress"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "[4/4]" in printed
+    logs = sorted(out.rglob("*.jsonl"))
+    assert len(logs) == 4 and all(summary_of(p)["complete"] for p in logs)
+    subjects = {(log_records(p)[0]["model"]["options"]["seed"], next(iter(samples_of(p))).split("/")[0])
+                for p in logs}
+    assert subjects == {(s, t) for s in ("1", "2") for t in ("anatomy", "astronomy")}
+    n_calls = len(calls.read_text().splitlines())
+    assert n_calls == 4 * 2 * 4
+    assert main(args) == 0, "a second run resumes every cell"
+    assert len(calls.read_text().splitlines()) == n_calls, "and sends nothing"
+
+
+def test_sweep_file_errors_name_the_file_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('models = ["mock"]\ntasks = ["mmlu"]\nlimt = 2\n')
+    assert main(["sweep", str(sweep)]) == 2
+    assert f"{sweep}: unknown key(s) limt" in capsys.readouterr().err
+    sweep.write_text('models = ["nope:x"]\ntasks = ["mmlu"]\n')
+    assert main(["sweep", str(sweep)]) == 2
+    assert "nope" in capsys.readouterr().err
