@@ -20,7 +20,7 @@ from evalkit.data import resolve_data_dir
 from evalkit.errors import ConfigError, EvalkitError
 from evalkit.params import split_assignments
 from evalkit.perturb.spec import split_task_list
-from evalkit.plan import MODEL_ROLE, RoleConfig
+from evalkit.plan import MODEL_ROLE, RoleConfig, RunConfig, TaskOutcome
 
 
 class Command(Protocol):
@@ -31,6 +31,23 @@ class Command(Protocol):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
     def run(self, args: argparse.Namespace) -> int: ...
+
+
+class RunExtension(Protocol):
+    """Options a plugin adds to `evalkit run` (registered in `registry.run_extensions`)."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def prepare(self, args: argparse.Namespace, config: RunConfig) -> RunConfig:
+        """Check the plugin's options before any model loads; may add to the run's config."""
+
+    def after_run(self, args: argparse.Namespace, config: RunConfig, outcomes: Sequence[TaskOutcome]) -> int:
+        """Work on the finished logs; the exit code (0 when there was nothing to do)."""
+
+
+def run_extensions() -> list[RunExtension]:
+    registry.load_plugins()
+    return list(registry.run_extensions)  # type: ignore[arg-type]
 
 
 LIMIT_HELP = (
@@ -113,6 +130,8 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--gpus-per-worker", type=float, help="with --executor ray: GPUs each replica reserves")
     run.add_argument("--chunk-size", type=int, help="with --executor ray: samples per batch sent to a "
                      "worker (default: the backend's)")
+    for extension in run_extensions():
+        extension.add_arguments(run)
     run.add_argument("--dry-run", action="store_true", help="print the requests and estimated tokens "
                      "(and cost, given prices in --model-args) per task; send nothing")
 
@@ -175,29 +194,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     from evalkit.runner import run
 
     configs = [run_config(args, model) for model in args.model]
-    for config in configs:  # a grid's later models fail now, not after the first one ran
+    for i, config in enumerate(configs):  # a grid's later models fail now, not after the first one ran
         parse_model_spec(config.model, config.model_args)
+        for extension in run_extensions():
+            configs[i] = config = extension.prepare(args, config)
     if args.dry_run:
         from evalkit.dryrun import dry_run
 
         for config in configs:
             print(dry_run(config))
         return 0
-    failed = False
+    code = 0
     for config in configs:  # a grid: each model in turn, each (model, task) its own resumable log
         outcomes = asyncio.run(run(config))
         for outcome in outcomes:
             print(results_table(outcome.task, outcome.results, subtasks=False))
             errors = f", {outcome.n_errors} errors (excluded; rerun to retry them)" if outcome.n_errors else ""
             print(f"  {outcome.n_samples} samples in {outcome.seconds:.1f}s{errors}; log: {outcome.log_path}\n")
-        failed = failed or any(o.n_errors for o in outcomes)
-    return 1 if failed else 0
+        code = max(code, 1 if any(o.n_errors for o in outcomes) else 0)
+        for extension in run_extensions():
+            code = max(code, extension.after_run(args, config, outcomes))
+    return code
 
 
-def run_config(args: argparse.Namespace, model: str) -> Any:
+def run_config(args: argparse.Namespace, model: str) -> RunConfig:
     from evalkit.efficiency import EnergySettings
     from evalkit.executors.config import executor_options
-    from evalkit.plan import RunConfig
 
     tasks = split_task_list(args.tasks)  # commas inside task@wrapper(k=v,...) do not split
     if not tasks:

@@ -114,6 +114,10 @@ commands: Registry[object] = Registry("command")
 commands.register("robustness", "evalkit.stages.robustness_cli:ROBUSTNESS")
 commands.register("format-spread", "evalkit.stages.robustness_cli:FORMAT_SPREAD")
 commands.register("sweep", "evalkit.executors.sweep:SWEEP")
+#: options a plugin adds to `evalkit run` (e.g. `--judge SPEC`: run, then judge the logs); each has
+#: add_arguments(parser), prepare(args, config) -> config (before any model loads) and
+#: after_run(args, config, outcomes) -> exit code (see evalkit.cli.RunExtension)
+run_extensions: list[object] = []
 #: `evalkit score` for stage logs: stage name -> callable(RunLog) -> TaskResults, registered
 #: by the plugin whose stage wrote them (e.g. the judge re-reads its verdicts)
 rescorers: Registry[object] = Registry("rescorer")
