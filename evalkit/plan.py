@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.efficiency import EnergySettings
+from evalkit.executors.config import RayOptions
 from evalkit.log.io import RunLog
 from evalkit.results import TaskResults
 from evalkit.task import Task, TaskData
@@ -51,6 +52,8 @@ class RunConfig:
     allow_hub: bool = True
     #: constants of the energy estimate (`--energy KEY=VALUE`)
     energy: EnergySettings = field(default_factory=EnergySettings)
+    #: run the model under test on a Ray cluster (`--executor ray`); None: in this process
+    ray: RayOptions | None = None
 
 
 @dataclass(frozen=True)

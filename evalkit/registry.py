@@ -131,6 +131,7 @@ perturbations: Registry[object] = Registry("perturbation")
 commands: Registry[object] = Registry("command")
 commands.register("robustness", "evalkit.stages.robustness_cli:ROBUSTNESS")
 commands.register("format-spread", "evalkit.stages.robustness_cli:FORMAT_SPREAD")
+commands.register("sweep", "evalkit.executors.sweep:SWEEP")
 #: options a plugin adds to `evalkit run` (e.g. `--judge SPEC`: run, then judge the logs); each has
 #: add_arguments(parser), prepare(args, config) -> config (before any model loads) and
 #: after_run(args, config, outcomes) -> exit code (see evalkit.cli.RunExtension)

@@ -27,6 +27,7 @@ from evalkit.cache import ResponseCache, default_cache_dir
 from evalkit.efficiency import EnergyMeter, efficiency_panel
 from evalkit.engine import Engine, EngineStats
 from evalkit.errors import ConfigError, RunLogError
+from evalkit.executors import create_model_backend
 from evalkit.log.build import header_record, summary_record
 from evalkit.log.io import LogContent, LogWriter, RunLog, read_log, repair_log
 from evalkit.log.records import HeaderRecord, SampleRecord
@@ -58,6 +59,8 @@ async def run(config: RunConfig) -> list[TaskOutcome]:
 
 
 async def _run(config: RunConfig) -> list[TaskOutcome]:
+    if config.ray is not None:
+        config.ray.check()  # Ray installed, options sane: before anything loads
     spec = parse_model_spec(config.model, config.model_args)
     role_specs = parse_roles(config)
     facts = model_facts(spec)
@@ -70,7 +73,7 @@ async def _run(config: RunConfig) -> list[TaskOutcome]:
     backends: dict[str, Backend] = {}
     cache: ResponseCache | None = None
     try:
-        backends[""] = backend = create_backend(spec)
+        backends[""] = backend = create_model_backend(spec, config.ray)
         check_capabilities(backend, tasks, spec)
         for name in sorted({r for p in plans for r in p.roles}):
             # a role the model under test plays (by default) shares its loaded backend
