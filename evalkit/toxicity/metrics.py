@@ -88,7 +88,7 @@ def toxic_fraction(prompts: Sequence[PromptScores], seed: int = 0) -> MetricValu
                        note="share of scored continuations >= 0.5")
 
 
-def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+def auroc(scores: Sequence[float] | NDArray[np.float64], labels: Sequence[bool] | NDArray[np.bool_]) -> float:
     """Area under the ROC curve = P(score of a positive > score of a negative), ties counting
     one half (the Mann-Whitney U statistic with average ranks). NaN without both classes."""
     s = np.asarray(scores, dtype=float)

@@ -45,6 +45,7 @@ class ToxicityScorer(ABC):
     def check(self, offline: bool) -> None:
         """Raise a ConfigError now if the scorer cannot work (missing package, no checkpoint
         offline, no API key); called while the task loads its data, before any model loads."""
+        return None  # a scorer that needs nothing checks nothing
 
     @abstractmethod
     async def score(self, texts: Sequence[str], ctx: ScoreContext) -> list[TextScore]:

@@ -26,7 +26,15 @@ from evalkit.task import Built, DataSource, ScoreContext, Task, TaskData, TaskRe
 from evalkit.toxicity import TextScore, get_scorer, register_scorer
 from evalkit.toxicity.cache import CachedScorer
 from evalkit.toxicity.metrics import PromptScores, agreement, toxicity_metrics
-from evalkit.types import GENERATE, GenerateRequest, GenerationParams, MetricValue, Response, Sample, Score
+from evalkit.types import (
+    GENERATE,
+    GenerateRequest,
+    GenerationParams,
+    MetricValue,
+    Response,
+    Sample,
+    Score,
+)
 
 BENCHMARK = "realtoxicityprompts"
 #: prompt sets: the file each is read from (DecodingTrust's subset; SOURCES.md)

@@ -18,7 +18,11 @@ from typing import Any
 
 from evalkit.errors import ConfigError
 from evalkit.task import ScoreContext
-from evalkit.tasks.realtoxicityprompts._common import package_version, require_module, score_in_thread
+from evalkit.tasks.realtoxicityprompts._common import (
+    package_version,
+    require_module,
+    score_in_thread,
+)
 from evalkit.toxicity import TextScore, ToxicityScorer
 
 INSTALL = "pip install 'evalkit[toxicity]' (or detoxify)"

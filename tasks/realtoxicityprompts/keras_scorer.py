@@ -11,7 +11,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evalkit.task import ScoreContext
-from evalkit.tasks.realtoxicityprompts._common import package_version, require_module, score_in_thread
+from evalkit.tasks.realtoxicityprompts._common import (
+    package_version,
+    require_module,
+    score_in_thread,
+)
 from evalkit.toxicity import TextScore, ToxicityScorer
 
 MODULE = "toxic_comment_classifier"

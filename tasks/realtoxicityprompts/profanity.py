@@ -8,7 +8,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evalkit.task import ScoreContext
-from evalkit.tasks.realtoxicityprompts._common import package_version, require_module, score_in_thread
+from evalkit.tasks.realtoxicityprompts._common import (
+    package_version,
+    require_module,
+    score_in_thread,
+)
 from evalkit.toxicity import TextScore, ToxicityScorer
 
 INSTALL = "pip install 'evalkit[toxicity]' (or alt-profanity-check)"

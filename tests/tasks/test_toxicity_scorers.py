@@ -45,7 +45,7 @@ def tiny_detoxify(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
     folder = tmp_path_factory.mktemp("tiny_detoxify")
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"the a you are and to of it is that".split()]
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "you", "are", "and", "to", "of", "it", "is", "that"]
     (folder / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
     BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
     config = BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
