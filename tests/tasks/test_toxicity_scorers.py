@@ -18,21 +18,11 @@ from typing import Any
 import pytest
 
 from evalkit.cli import main
-from tests.helpers import evalkit, log_records, single_log
+from tests.helpers import evalkit
+from tests.tasks.test_realtoxicityprompts import run
 
 LABELS = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
 KEY = "pk-test-PERSPECTIVE-9f3a1c77e2"
-
-
-def run(out: Path, *extra: str, model: str = "mock", expect: int = 0
-        ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
-    """`evalkit run` in process; exit status 1 means some samples ended as errors."""
-    code = main(["run", "--model", model, "--tasks", "realtoxicityprompts", "--output-dir", str(out),
-                 "--no-progress", "--offline", *extra])
-    assert code == expect
-    records = log_records(single_log(out))
-    summary = [r for r in records if r["type"] == "summary"][-1]
-    return records[0], [r for r in records if r["type"] == "sample"], summary["results"]["overall"]
 
 
 # --- detoxify ---------------------------------------------------------------------------------
