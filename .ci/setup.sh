@@ -134,4 +134,10 @@ if ! "$VENV/bin/python" -c "import ray" 2>/dev/null; then
     $PIP install -q "ray>=2.9"
 fi
 
+# --- toxicity scorers for RealToxicityPrompts (the `toxicity` extra; issue 18) ---------------
+if ! "$VENV/bin/python" -c "import profanity_check, detoxify" 2>/dev/null; then
+    step "toxicity extra: alt-profanity-check + detoxify"
+    $PIP install -q "alt-profanity-check>=1.9" "detoxify>=0.5"
+fi
+
 step "ready: $VENV"

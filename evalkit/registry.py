@@ -142,6 +142,8 @@ tasks.register_prefix("lmeval:", "evalkit.lmeval.tasks:task_entry_for")
 #: `evalkit show RUN --format NAME` writers besides the built-in text/json: callable(path, args) -> str
 show_formats: Registry[object] = Registry("show format")
 show_formats.register("lmeval", "evalkit.lmeval.export:show_lmeval")
+#: toxicity scorers (evalkit.toxicity): name -> factory(task parameters) -> ToxicityScorer
+toxicity_scorers: Registry[object] = Registry("toxicity scorer")
 #: `evalkit score` for stage logs: stage name -> callable(RunLog) -> TaskResults, registered
 #: by the plugin whose stage wrote them (e.g. the judge re-reads its verdicts)
 rescorers: Registry[object] = Registry("rescorer")

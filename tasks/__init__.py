@@ -12,6 +12,7 @@ from evalkit.tasks import (  # noqa: F401  (imported to register)  # noqa: F401,
     mmlu,
     mt_bench,
     race,
+    realtoxicityprompts,  # noqa: F401,E402  (issue 18)
     seat,
     stereoset,
 )
