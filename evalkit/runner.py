@@ -35,7 +35,7 @@ from evalkit.models import ModelSpec, create_backend, parse_model_spec
 from evalkit.params import ModelFacts, check_global_keys, for_task
 from evalkit.plan import RunConfig, TaskOutcome, TaskPlan
 from evalkit.task import DataSource, Execute, ScoreContext, Task, TaskData, get_task, task_entry
-from evalkit.types import Request, Response, Sample, Score, stable_hash, tag_requests
+from evalkit.types import GENERATE, Request, Response, Sample, Score, stable_hash, tag_requests
 
 __all__ = ["RunConfig", "TaskOutcome", "TaskPlan", "build_tasks", "load_and_select", "run"]
 
@@ -310,7 +310,7 @@ async def process_samples(
     forward passes block the event loop) hands each chunk's records to the log before the next
     chunk runs: a crash loses at most the chunk in progress."""
     backend = engines[""].backend
-    size, width = max(1, backend.chunk_size), max(1, backend.max_concurrent_chunks)
+    size, width = chunk_samples(plan, backend.chunk_size, pending), max(1, backend.max_concurrent_chunks)
     chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
     in_flight: set[asyncio.Future[list[SampleRecord]]] = set()
     started = 0
@@ -325,6 +325,22 @@ async def process_samples(
     finally:
         for job in in_flight:
             job.cancel()
+
+
+#: at most this many generations per chunk: a chunk is what a crash can lose
+MAX_CHUNK_GENERATIONS = 256
+
+
+def chunk_samples(plan: TaskPlan, backend_chunk: int, pending: Sequence[Sample]) -> int:
+    """Samples per chunk: the backend's chunk size, fewer when each sample asks for many
+    generations (k continuations per prompt), so records reach the log every few minutes."""
+    size = max(1, backend_chunk)
+    if not pending or plan.task.interactive:
+        return size
+    first = pending[0]
+    built = plan.task.build(first, plan.task.select_shots(first, plan.data, plan.num_fewshot))
+    generations = sum(1 for r in built.requests if r.kind == GENERATE)
+    return max(1, min(size, MAX_CHUNK_GENERATIONS // generations)) if generations > 1 else size
 
 
 async def run_chunk(plan: TaskPlan, engines: Mapping[str, Engine], chunk: Sequence[Sample]) -> list[SampleRecord]:

@@ -33,7 +33,8 @@ def _events(monkeypatch: pytest.MonkeyPatch, window: int, blocking: bool) -> lis
     engines: Any = {"": SimpleNamespace(backend=SimpleNamespace(chunk_size=1, max_concurrent_chunks=window))}
 
     async def consume() -> None:
-        async for records in runner.process_samples(None, engines, [0, 1, 2, 3, 4, 5]):  # type: ignore[arg-type]
+        plan: Any = SimpleNamespace(task=SimpleNamespace(interactive=True))
+        async for records in runner.process_samples(plan, engines, [0, 1, 2, 3, 4, 5]):  # type: ignore[arg-type]
             events.append(f"got {records[0]}")
 
     asyncio.run(consume())
@@ -52,3 +53,20 @@ def test_an_api_backend_keeps_its_window_full(monkeypatch: pytest.MonkeyPatch) -
     assert sorted(e for e in events if e.startswith("got")) == [f"got {i}" for i in range(6)]
     # a chunk is written while later chunks are still running, not after all of them
     assert events.index("got 0") < events.index("start 5")
+
+
+def _plan(generations: int, other: int = 0) -> Any:
+    requests = [SimpleNamespace(kind="generate")] * generations + [SimpleNamespace(kind="loglikelihood")] * other
+    task = SimpleNamespace(interactive=False, build=lambda sample, shots: SimpleNamespace(requests=requests),
+                           select_shots=lambda sample, data, n: ())
+    return SimpleNamespace(task=task, data=None, num_fewshot=0)
+
+
+@pytest.mark.parametrize(("generations", "other", "expected"), [
+    (25, 0, runner.MAX_CHUNK_GENERATIONS // 25),  # k continuations per prompt: a chunk is ~256 generations
+    (1, 0, 128),  # one generation per sample: the backend's chunk size
+    (0, 4, 128),  # log-likelihood tasks keep the backend's chunk size
+    (1000, 0, 1),
+])
+def test_chunks_hold_a_bounded_number_of_generations(generations: int, other: int, expected: int) -> None:
+    assert runner.chunk_samples(_plan(generations, other), 128, ["first"]) == expected  # type: ignore[list-item]
