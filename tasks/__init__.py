@@ -15,3 +15,4 @@ from evalkit.tasks import (  # noqa: F401  (imported to register)  # noqa: F401,
     seat,
     stereoset,
 )
+from evalkit.tasks import flores, generation, perplexity  # noqa: F401,E402  (generation metrics, issue 21)
