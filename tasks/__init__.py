@@ -4,15 +4,17 @@ Each benchmark lives in its own folder with a README (source, license, prompt fo
 metric, caveats). Task modules import only evalkit core.
 """
 
-from evalkit.tasks import (  # noqa: F401  (imported to register)  # noqa: F401,E402  (bias tasks, issue 19)
+from evalkit.tasks import (  # noqa: F401  (imported to register)  # noqa: F401,E402  (bias tasks, issue 19)  # noqa: F401,E402  (generation metrics, issue 21)
     alpaca_eval,
     ceval,
     crows_pairs,
+    flores,
+    generation,
     humaneval,
     mmlu,
     mt_bench,
+    perplexity,
     race,
     seat,
     stereoset,
 )
-from evalkit.tasks import flores, generation, perplexity  # noqa: F401,E402  (generation metrics, issue 21)

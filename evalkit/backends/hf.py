@@ -43,8 +43,8 @@ from evalkit.types import (
     EmbedRequest,
     GenerateRequest,
     LoglikelihoodRequest,
-    RollingLoglikelihoodRequest,
     Response,
+    RollingLoglikelihoodRequest,
 )
 
 OPTIONS = {"dtype", "batch_size", "gen_batch_size", "device", "scoring", "max_length", "revision"}

@@ -49,7 +49,9 @@ class CorpusScore:
 def sacrebleu_metric(name: str, target_language: str = "", *, sentence: bool = False) -> Any:
     """A fresh sacrebleu metric object with the command line's defaults for this language."""
     try:
-        from sacrebleu.metrics import BLEU, CHRF, TER
+        from sacrebleu.metrics.bleu import BLEU
+        from sacrebleu.metrics.chrf import CHRF
+        from sacrebleu.metrics.ter import TER
     except ImportError:
         raise ConfigError("BLEU/chrF/TER need sacrebleu: pip install 'evalkit[textgen]'") from None
     if name == "bleu":
@@ -100,9 +102,9 @@ def paired_bootstrap(baseline: Sequence[str], system: Sequence[str], references:
                       [list(references)], test_type="bs", n_samples=resamples)
     signatures, results = test()
     (label,) = signatures  # results are keyed by the metric's display name ("BLEU", "chrF2")
-    base, other = results[label]
+    base, other = (r for r in results[label] if not isinstance(r, str))
     return {"metric": name, "baseline": float(base.score), "system": float(other.score),
-            "p_value": float(other.p_value), "system_mean": float(other.mean), "system_ci": float(other.ci),
+            "p_value": float(other.p_value or 0.0), "system_mean": float(other.mean or 0.0), "system_ci": float(other.ci or 0.0),
             "signature": str(signatures[label]), "resamples": resamples}
 
 

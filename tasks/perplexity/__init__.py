@@ -28,7 +28,14 @@ from evalkit.log.records import SampleRecord
 from evalkit.metrics.stats import bootstrap_interval
 from evalkit.params import Param
 from evalkit.task import Built, DataSource, Task, TaskData, TaskResults, register_task
-from evalkit.types import LOGLIKELIHOOD_ROLLING, MetricValue, Response, RollingLoglikelihoodRequest, Sample, Score
+from evalkit.types import (
+    LOGLIKELIHOOD_ROLLING,
+    MetricValue,
+    Response,
+    RollingLoglikelihoodRequest,
+    Sample,
+    Score,
+)
 
 RESAMPLES = 1000
 
