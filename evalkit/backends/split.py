@@ -151,7 +151,9 @@ class SplitBackend(BaseBackend):
         return await self.engine_for(EMBED).embed(requests)
 
     async def loglikelihood_rolling(self, requests: Sequence[RollingLoglikelihoodRequest]) -> list[Response]:
-        return await self.engine_for(LOGLIKELIHOOD_ROLLING).loglikelihood_rolling(requests)  # type: ignore[attr-defined]
+        engine: Any = self.engine_for(LOGLIKELIHOOD_ROLLING)  # only hf has it (not in the Backend protocol)
+        answered: list[Response] = await engine.loglikelihood_rolling(requests)
+        return answered
 
     async def aclose(self) -> None:
         engines, self._engines = self._engines, {}

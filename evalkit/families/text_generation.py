@@ -13,11 +13,13 @@ embedding of that word (for `st:`, its mean-pooled sentence vector of the one-wo
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from evalkit.log.records import SampleRecord
 from evalkit.metrics import overlap, textgen
@@ -154,7 +156,7 @@ def diversity_metrics(texts: Sequence[str], metrics: Sequence[str], seed: int = 
     if "distinct" in metrics:
         for k in (1, 2):
             corpus = textgen.distinct_n_corpus(texts, k)
-            low, high = bootstrap_interval(lambda idx, k=k: textgen.distinct_n_corpus([texts[i] for i in idx], k), n,
+            low, high = bootstrap_interval(functools.partial(_resampled_distinct, texts, k), n,
                                            seed=seed, resamples=200)
             out[f"distinct_{k}_corpus"] = MetricValue(
                 f"distinct_{k}_corpus", corpus, n, *_ci(low, high), "bootstrap over outputs (200)",
@@ -175,6 +177,10 @@ def diversity_metrics(texts: Sequence[str], metrics: Sequence[str], seed: int = 
                           f"median {stats.p50:g}, p90 {stats.p90:g}, max {stats.maximum} (a length, not a quality)")
         out["output_words"] = mv
     return out
+
+
+def _resampled_distinct(texts: Sequence[str], k: int, idx: NDArray[np.int64]) -> float:
+    return textgen.distinct_n_corpus([texts[i] for i in idx], k)
 
 
 def _ci(low: float, high: float) -> tuple[float | None, float | None]:
