@@ -33,6 +33,14 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver
 fi
 
+# METEOR (generation metrics, issue 21): WordNet 3.0 for NLTK, from Debian's wordnet-base
+if [ ! -f /usr/share/wordnet/data.noun ]; then
+    step "wordnet-base (apt)"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wordnet-base
+fi
+
 # --- torch: the CPU build first, so nothing pulls the multi-GB CUDA build ------------------
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     step "torch (CPU)"
@@ -92,7 +100,7 @@ fi
 EVALKIT_STAMP="$(sha256sum pyproject.toml | cut -c1-16)-$(pwd)"
 if [ "$(cat "$VENV/.evalkit-installed" 2>/dev/null)" != "$EVALKIT_STAMP" ] || ! "$VENV/bin/python" -c "import evalkit.cli" 2>/dev/null; then
     step "evalkit[test]"
-    $PIP install -q -e ".[test,data,reports,ui,code,hf]"
+    $PIP install -q -e ".[test,data,reports,ui,code,hf,textgen]"
     echo "$EVALKIT_STAMP" > "$VENV/.evalkit-installed"
 fi
 

@@ -15,8 +15,11 @@ LOGLIKELIHOOD: Final = "loglikelihood"
 EMBED: Final = "embed"
 # Multiple-choice probabilities from the top logprobs of the first answer token (API models).
 CHOICE_LOGPROBS: Final = "choice_logprobs"
-Capability = Literal["generate", "loglikelihood", "embed", "choice_logprobs"]
-CAPABILITIES: Final[frozenset[Capability]] = frozenset({GENERATE, LOGLIKELIHOOD, EMBED, CHOICE_LOGPROBS})
+# Log-likelihood of a whole text over rolling token windows (perplexity).
+LOGLIKELIHOOD_ROLLING: Final = "loglikelihood_rolling"
+Capability = Literal["generate", "loglikelihood", "embed", "choice_logprobs", "loglikelihood_rolling"]
+CAPABILITIES: Final[frozenset[Capability]] = frozenset(
+    {GENERATE, LOGLIKELIHOOD, EMBED, CHOICE_LOGPROBS, LOGLIKELIHOOD_ROLLING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +139,23 @@ class EmbedRequest:
         return {"kind": self.kind, "text": self.text}
 
 
-Request = GenerateRequest | LoglikelihoodRequest | ChoiceLogprobsRequest | EmbedRequest
+@dataclass(frozen=True, slots=True)
+class RollingLoglikelihoodRequest:
+    """log P(text), summed over all its tokens, scored in windows of `max_length` tokens that
+    each predict `stride` new tokens after up to max_length - stride tokens of context
+    (stride = max_length: disjoint windows, lm-eval's `loglikelihood_rolling`). The first
+    token is predicted from the backend's prefix token (BOS, else EOS)."""
+
+    text: str
+    max_length: int
+    stride: int
+    kind: Literal["loglikelihood_rolling"] = "loglikelihood_rolling"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "text": self.text, "max_length": self.max_length, "stride": self.stride}
+
+
+Request = GenerateRequest | LoglikelihoodRequest | ChoiceLogprobsRequest | EmbedRequest | RollingLoglikelihoodRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +319,8 @@ def request_from_dict(data: Mapping[str, Any]) -> Request:
         return ChoiceLogprobsRequest(prompt_from_json(data["prompt"]), tuple(data["choices"]))
     if kind == "embed":
         return EmbedRequest(data["text"])
+    if kind == "loglikelihood_rolling":
+        return RollingLoglikelihoodRequest(data["text"], int(data["max_length"]), int(data["stride"]))
     raise ValueError(f"unknown request kind {kind!r}")
 
 

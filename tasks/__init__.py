@@ -4,15 +4,18 @@ Each benchmark lives in its own folder with a README (source, license, prompt fo
 metric, caveats). Task modules import only evalkit core.
 """
 
-from evalkit.tasks import (  # noqa: F401  (imported to register)  # noqa: F401,E402  (bias tasks, issue 19)
+from evalkit.tasks import (  # noqa: F401  (imported to register)
     alpaca_eval,
     ceval,
     crows_pairs,
+    flores,
+    generation,
     humaneval,
     mmlu,
     mt_bench,
+    perplexity,
     race,
-    realtoxicityprompts,  # noqa: F401,E402  (issue 18)
+    realtoxicityprompts,
     seat,
     stereoset,
 )

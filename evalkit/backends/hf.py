@@ -39,10 +39,12 @@ from evalkit.types import (
     EMBED,
     GENERATE,
     LOGLIKELIHOOD,
+    LOGLIKELIHOOD_ROLLING,
     EmbedRequest,
     GenerateRequest,
     LoglikelihoodRequest,
     Response,
+    RollingLoglikelihoodRequest,
 )
 
 OPTIONS = {"dtype", "batch_size", "gen_batch_size", "device", "scoring", "max_length", "revision"}
@@ -98,7 +100,7 @@ def resolve_source(target: str, revision: str | None) -> tuple[str, str]:
 
 
 class HFBackend(BaseBackend):
-    capabilities = frozenset({GENERATE, LOGLIKELIHOOD, EMBED})
+    capabilities = frozenset({GENERATE, LOGLIKELIHOOD, EMBED, LOGLIKELIHOOD_ROLLING})
     chunk_size = 128
     max_concurrent_chunks = 1
 
@@ -214,6 +216,22 @@ class HFBackend(BaseBackend):
         return [Response(logprob=lp, is_greedy=greedy, num_tokens=len(cont))
                 for (lp, greedy), (_, cont) in zip(scored, pairs, strict=True)]
 
+    async def loglikelihood_rolling(self, requests: Sequence[RollingLoglikelihoodRequest]) -> list[Response]:
+        """Each text's summed log-likelihood over rolling windows (evalkit.backends.rolling),
+        every window of every text scored in one batch by the log-likelihood scorer."""
+        from evalkit.backends.rolling import rolling_windows
+
+        windows = [rolling_windows(self.tokenizer.encode(r.text, add_special_tokens=False), self.prefix_token_id,
+                                   min(r.max_length, self.max_length), min(r.stride, r.max_length, self.max_length))
+                   for r in requests]
+        scored = iter(self.scorer.score([w for text in windows for w in text]))
+        out = []
+        for text in windows:
+            parts = [next(scored) for _ in text]
+            out.append(Response(logprob=sum(lp for lp, _ in parts), is_greedy=all(g for _, g in parts),
+                                num_tokens=sum(len(cont) for _, cont in text)))
+        return out
+
     async def generate(self, requests: Sequence[GenerateRequest]) -> list[Response]:
         from evalkit.backends.hf_generate import generate_batch
 
@@ -275,7 +293,7 @@ def create(spec: ModelSpec) -> HFBackend:
 
 INFO = BackendInfo(
     "hf", "transformers (CUDA if present, else CPU)", "evalkit.backends.hf:create", "hf:DIR|HUB_ID|NAME",
-    fixed(GENERATE, LOGLIKELIHOOD, EMBED),
+    fixed(GENERATE, LOGLIKELIHOOD, EMBED, LOGLIKELIHOOD_ROLLING),
     options=(
         Option("dtype", str, "auto", "auto (bf16 on CUDA or CPUs with native bf16, else fp32), float32, bfloat16, float16"),
         Option("batch_size", int, 16, "rows per forward pass (log-likelihood scoring)"),

@@ -26,11 +26,13 @@ from evalkit.types import (
     EMBED,
     GENERATE,
     LOGLIKELIHOOD,
+    LOGLIKELIHOOD_ROLLING,
     Capability,
     EmbedRequest,
     GenerateRequest,
     LoglikelihoodRequest,
     Response,
+    RollingLoglikelihoodRequest,
 )
 
 ENGINES = ("hf", "gguf")
@@ -67,6 +69,7 @@ def choose_routes(options: Mapping[str, str], *, cuda: bool | None = None) -> di
         routes[kind] = chosen
     if _installed("hf"):
         routes[EMBED] = "hf"  # llama.cpp's backend has no embed capability
+        routes[LOGLIKELIHOOD_ROLLING] = "hf"  # nor rolling log-likelihoods (perplexity)
     return routes
 
 
@@ -146,6 +149,11 @@ class SplitBackend(BaseBackend):
 
     async def embed(self, requests: Sequence[EmbedRequest]) -> list[Response]:
         return await self.engine_for(EMBED).embed(requests)
+
+    async def loglikelihood_rolling(self, requests: Sequence[RollingLoglikelihoodRequest]) -> list[Response]:
+        engine: Any = self.engine_for(LOGLIKELIHOOD_ROLLING)  # only hf has it (not in the Backend protocol)
+        answered: list[Response] = await engine.loglikelihood_rolling(requests)
+        return answered
 
     async def aclose(self) -> None:
         engines, self._engines = self._engines, {}
