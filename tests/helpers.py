@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,19 @@ def evalkit(*args: str, env: dict[str, str] | None = None, timeout: float = 600)
         [sys.executable, "-m", "evalkit.cli", *args],
         capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )
+
+
+def kill_evalkit_when(args: list[str], ready: Callable[[], bool], env: dict[str, str],
+                      timeout: float = 180, poll: float = 0.02) -> None:
+    """Start `python -m evalkit.cli ARGS` and SIGKILL it as soon as `ready()` holds (or when it
+    ends by itself, or after `timeout` seconds): a crash mid-run, for resume tests."""
+    proc = subprocess.Popen([sys.executable, "-m", "evalkit.cli", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while not ready() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(poll)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
 
 
 def show_json(path: Path) -> dict[str, Any]:

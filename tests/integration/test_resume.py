@@ -7,15 +7,11 @@ from __future__ import annotations
 import collections
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from evalkit.backends.mock import request_digest
 from evalkit.log.records import requests_from_json as requests_from_record
-from tests.helpers import evalkit, log_records
+from tests.helpers import evalkit, kill_evalkit_when, log_records
 
 N_PER_SUBJECT = 10  # x 57 subjects = 570 samples, 2,280 requests
 
@@ -36,13 +32,7 @@ def finished_samples(out: Path) -> list[dict]:
 def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
     out, calls = tmp_path / "runs", tmp_path / "calls.txt"
     env = {**os.environ, "EVALKIT_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "evalkit.cli", *run_args(out, calls)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while len(finished_samples(out)) < 150 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_evalkit_when(run_args(out, calls), lambda: len(finished_samples(out)) >= 150, env, timeout=120)
     before_kill = finished_samples(out)
     assert 150 <= len(before_kill) < 570, "the kill must land mid-run"
     calls_before = calls.read_text().splitlines()

@@ -6,10 +6,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +14,7 @@ from evalkit.backends.mock import request_digest
 from evalkit.cli import main
 from evalkit.log.records import requests_from_json
 from tests.conftest import SHARED_DATA
-from tests.helpers import evalkit, log_records
+from tests.helpers import evalkit, kill_evalkit_when, log_records
 from tests.judges.conftest import contestant_log
 
 
@@ -113,13 +109,7 @@ def test_sigkill_mid_judging_then_resume(contestants: tuple[Path, Path], tmp_pat
     judge = f"mock:delay=0.1,calls_file={calls}"
     env = {**os.environ, "EVALKIT_CACHE_DIR": str(tmp_path / "cache")}
     args = judge_args(*contestants, out, judge)
-    proc = subprocess.Popen([sys.executable, "-m", "evalkit.cli", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while len(finished(out)) < 20 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_evalkit_when(args, lambda: len(finished(out)) >= 20, env, timeout=120, poll=0.01)
     before = finished(out)
     assert 20 <= len(before) < 80, "the kill must land mid-run"
 

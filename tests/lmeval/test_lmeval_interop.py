@@ -8,10 +8,8 @@ from __future__ import annotations
 import collections
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ pytest.importorskip("lm_eval", reason="the lmeval extra is not installed (pip in
 
 from evalkit.backends.mock import request_digest  # noqa: E402
 from evalkit.log.records import requests_from_json  # noqa: E402
-from tests.helpers import evalkit, log_records, single_log  # noqa: E402
+from tests.helpers import evalkit, kill_evalkit_when, log_records, single_log  # noqa: E402
 from tests.lmeval.support import SUBJECTS, write_tasks  # noqa: E402
 
 OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
@@ -160,13 +158,7 @@ def test_kill_9_mid_run_resumes_without_repeating_a_model_call(task_dir: Path, t
     args = ["run", "--model", f"mock:delay=0.05,chunk=4,calls_file={calls}", "--tasks", "lmeval:tiny_mmlu",
             "-T", f"include_path={tasks}", "--output-dir", str(out), "--no-progress"]
     env = {**os.environ, **OFFLINE}
-    proc = subprocess.Popen([sys.executable, "-m", "evalkit.cli", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while len(_finished(out)) < 20 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_evalkit_when(args, lambda: len(_finished(out)) >= 20, env)
     before = _finished(out)
     assert 20 <= len(before) < 120, "the kill must land mid-run"
 

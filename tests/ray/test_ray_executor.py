@@ -9,8 +9,6 @@ import collections
 import logging
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,7 +23,7 @@ from evalkit.log.records import requests_from_json
 from evalkit.plan import RunConfig
 from evalkit.runner import run
 from tests.conftest import SHARED_DATA
-from tests.helpers import evalkit, log_records, single_log
+from tests.helpers import evalkit, kill_evalkit_when, log_records, single_log
 
 TASK = "mmlu_anatomy"
 
@@ -146,13 +144,7 @@ def log_records_line(line: bytes) -> dict[str, Any]:
 def test_sigkilled_driver_resumes_without_repeating_calls(ray_cluster: str, tmp_path: Path) -> None:
     out, calls = tmp_path / "runs", tmp_path / "calls.txt"
     env = {**os.environ, "EVALKIT_CACHE_DIR": str(tmp_path / "cache"), "EVALKIT_DATA_DIR": str(SHARED_DATA)}
-    proc = subprocess.Popen([sys.executable, "-m", "evalkit.cli", *driver_args(out, calls, ray_cluster)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while len(finished(out)) < 4 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_evalkit_when(driver_args(out, calls, ray_cluster), lambda: len(finished(out)) >= 4, env, timeout=120)
     before_kill = finished(out)
     assert 4 <= len(before_kill) < 24, "the kill must land mid-run"
 
