@@ -72,11 +72,13 @@ class Engine:
         kind_fingerprint = getattr(backend, "kind_fingerprint", None)
         self._kind_fingerprint = kind_fingerprint if callable(kind_fingerprint) else None
         self._kind_hashes: dict[str, str] = {}
-        self.stats = EngineStats()
         # optional: a backend with `pricing` (evalkit.backends.pricing.Pricing) gets cost accounting
         self.pricing = getattr(backend, "pricing", None)
-        if self.pricing is not None:
-            self.stats.cost_usd = 0.0
+        self.stats = self.fresh_stats()
+
+    def fresh_stats(self) -> EngineStats:
+        """Counters from zero (each task's summary counts that task's requests only)."""
+        return EngineStats(cost_usd=0.0 if self.pricing is not None else None)
 
     async def execute(self, requests: Sequence[Request]) -> list[Response]:
         """One Response per request, in order; errors are Responses with `error` set."""

@@ -25,7 +25,7 @@ from evalkit.backends.base import Backend
 from evalkit.backends.facts import model_facts
 from evalkit.cache import ResponseCache, default_cache_dir
 from evalkit.efficiency import EnergyMeter, efficiency_panel
-from evalkit.engine import Engine, EngineStats
+from evalkit.engine import Engine
 from evalkit.errors import ConfigError, RunLogError
 from evalkit.executors import create_model_backend
 from evalkit.log.build import header_record, summary_record
@@ -234,7 +234,7 @@ async def run_one(plan: TaskPlan, engines: Mapping[str, Engine], spec: ModelSpec
                   role_specs: Mapping[str, ModelSpec], config: RunConfig) -> TaskOutcome:
     started = time.perf_counter()
     for each in engines.values():  # one task's summary counts that task's requests only
-        each.stats = EngineStats()
+        each.stats = each.fresh_stats()
     meter = EnergyMeter()
     engine = engines[""]
     roles = {r: (role_specs[r], engines[r]) for r in plan.roles}
