@@ -20,6 +20,7 @@ from evalkit.types import (
     GenerateRequest,
     LoglikelihoodRequest,
     Response,
+    RollingLoglikelihoodRequest,
 )
 
 
@@ -81,6 +82,9 @@ class BaseBackend:
 
     async def embed(self, requests: Sequence[EmbedRequest]) -> list[Response]:
         raise NotImplementedError(f"{type(self).__name__} does not support embed")
+
+    async def loglikelihood_rolling(self, requests: Sequence[RollingLoglikelihoodRequest]) -> list[Response]:
+        raise NotImplementedError(f"{type(self).__name__} does not support loglikelihood_rolling")
 
     async def aclose(self) -> None:
         return None

@@ -31,9 +31,8 @@ class Generation(TextGenerationTask):
     def __init__(self, path: str = "", metrics: Sequence[str] = (), format: str = "chat",
                  max_tokens: int = 256, name: str = "generation") -> None:
         super().__init__(metrics or GENERATION_METRICS)
-        if not path:
-            raise ConfigError(f"task {name!r}: give the data file with -T path=FILE.jsonl (fields input, reference)")
         self.name = name
+        self.given_path = path  # checked when the data loads (before any model does): `list tasks` needs no file
         self.path = Path(path).expanduser()
         self.format = format
         self.max_tokens = max_tokens
@@ -41,6 +40,8 @@ class Generation(TextGenerationTask):
                               else "the input verbatim as a completion prompt") + "; greedy"
 
     def load(self, source: DataSource) -> TaskData:
+        if not self.given_path:
+            raise ConfigError(f"task {self.name!r}: give the data file with -T path=FILE.jsonl (fields input, reference)")
         if not self.path.is_file():
             raise DataError(f"-T path={self.path}: no such file")
         samples: list[Sample] = []

@@ -23,12 +23,14 @@ from evalkit.log.records import SampleRecord
 from evalkit.models import backend_info, create_backend, parse_model_spec
 from evalkit.task import DataSource, ScoreContext, Task, get_task, task_entry
 from evalkit.types import (
+    CAPABILITIES,
     ChoiceLogprobsRequest,
     EmbedRequest,
     GenerateRequest,
     LoglikelihoodRequest,
     Request,
     Response,
+    RollingLoglikelihoodRequest,
 )
 from tests.conftest import SHARED_DATA
 from tests.tasks.test_loaders import write_original
@@ -47,6 +49,8 @@ def scripted(request: Request, i: int) -> Response:
         return Response(choice_logprobs=tuple(-1.0 - 0.1 * j for j in range(len(request.choices))))
     if isinstance(request, EmbedRequest):
         return Response(vector=(0.1, 0.2, 0.3))
+    if isinstance(request, RollingLoglikelihoodRequest):
+        return Response(logprob=-2.0 * len(request.text.split()), num_tokens=len(request.text.split()))
     raise TypeError(request)
 
 
@@ -68,9 +72,20 @@ def race_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("race-data")
 
 
+#: tasks over a file the user gives (-T path=...): the contract runs them on a small one
+USER_FILE_TASKS = ("generation", "summarization")
+
+
+@pytest.fixture(scope="module")
+def user_jsonl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("user-data") / "pairs.jsonl"
+    path.write_text('{"input": "Summarise: the cat sat on the mat.", "reference": "A cat sat."}\n', encoding="utf-8")
+    return path
+
+
 @pytest.mark.parametrize("name", registry.tasks.names())
-def test_task_contract(name: str, race_dir: Path) -> None:
-    task = get_task(name)
+def test_task_contract(name: str, race_dir: Path, user_jsonl: Path) -> None:
+    task = get_task(name, {"path": (str(user_jsonl),)} if name in USER_FILE_TASKS else None)
     assert isinstance(task, Task) and task.name == name and task.description and task.prompt_format
     data = task.load(source_for(name, race_dir))
     assert data.samples and data.origin
@@ -117,14 +132,14 @@ def test_backend_declaration(name: str) -> None:
     raw = f"{name}:{target}" if target else name
     with pytest.raises(ConfigError, match="unknown option"):
         parse_model_spec(raw, {"no_such_option": "1"})
-    assert info.capabilities({}) <= {"generate", "loglikelihood", "embed", "choice_logprobs"}
+    assert info.capabilities({}) <= CAPABILITIES
 
 
 def _check_methods(backend: Any, declared: frozenset[str]) -> None:
     assert backend.capabilities == declared
     for capability in declared:
         assert getattr(type(backend), capability) is not getattr(BaseBackend, capability), capability
-    for capability in {"generate", "loglikelihood", "embed", "choice_logprobs"} - declared:
+    for capability in CAPABILITIES - declared:
         method = getattr(type(backend), capability, None)
         assert method is None or method is getattr(BaseBackend, capability) or _option_driven(backend)
 
@@ -139,6 +154,7 @@ REQUESTS: dict[str, Request] = {
     "loglikelihood": LoglikelihoodRequest("The sky is", " blue"),
     "choice_logprobs": ChoiceLogprobsRequest("Pick", ("A", "B")),
     "embed": EmbedRequest("hello"),
+    "loglikelihood_rolling": RollingLoglikelihoodRequest("The sky is blue today.", 8, 8),
 }
 
 
