@@ -10,12 +10,12 @@ Face cache, `-T hf_config=DIR` with its config and tokenizer.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from evalkit.environment import torch_hub_dir
 from evalkit.errors import ConfigError
 from evalkit.task import ScoreContext
 from evalkit.tasks.realtoxicityprompts._common import (
@@ -97,9 +97,7 @@ class DetoxifyScorer(ToxicityScorer):
 def downloaded(variant: str) -> bool:
     """Whether torch.hub already holds the variant's default checkpoint (torch's own rule for
     its directory: $TORCH_HOME, else $XDG_CACHE_HOME/torch, else ~/.cache/torch)."""
-    home = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "torch")
-    return (Path(home) / "hub" / "checkpoints" / DEFAULT_FILES[variant].split("/")[-1]).is_file()
+    return (torch_hub_dir() / "checkpoints" / DEFAULT_FILES[variant].split("/")[-1]).is_file()
 
 
 def github_reachable(timeout: float = 3.0) -> bool:

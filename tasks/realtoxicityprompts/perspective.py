@@ -11,7 +11,6 @@ fails, or that the API refuses (400: empty, unsupported language), is an error, 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +24,7 @@ from evalkit.backends.resilience import (
     RetryPolicy,
     retry_after_seconds,
 )
+from evalkit.environment import secret
 from evalkit.errors import ConfigError
 from evalkit.task import ScoreContext
 from evalkit.tasks.realtoxicityprompts._common import package_version, require_module
@@ -58,13 +58,13 @@ class PerspectiveScorer(ToxicityScorer):
 
     def check(self, offline: bool) -> None:
         require_module("httpx", self.name, "pip install 'evalkit[openai]' (or httpx)")
-        if not os.environ.get(KEY_ENV):
+        if not secret(KEY_ENV):
             raise ConfigError(f"-T scorer=perspective needs an API key in ${KEY_ENV} (it is never written anywhere)")
         if not self.url.startswith(("https://", "http://")):
             raise ConfigError(f"-T perspective_url={self.url!r}: expected an http(s) URL")
 
     async def score(self, texts: Sequence[str], ctx: ScoreContext) -> list[TextScore]:
-        key = os.environ.get(KEY_ENV, "")
+        key = secret(KEY_ENV)
         redactor = Redactor([key])
         if not key:
             return [TextScore(error=f"no API key in ${KEY_ENV}") for _ in texts]
