@@ -289,6 +289,8 @@ def main() -> None:
                     help="samples per problem the old evalkit code draws in the n workload (one at a time)")
     ap.add_argument("--raw-batch-sizes", default="8,16,32")
     ap.add_argument("--gen-batch-size", type=int, default=32)
+    ap.add_argument("--extra-gen-batch-size", type=int, default=0,
+                    help="sampled workload: also time evalkit hf at this gen_batch_size (0: no)")
     ap.add_argument("--lm-eval-python", default="/work/lmeval-venv/bin/python")
     ap.add_argument("--lm-eval-batch-size", type=int, default=8)
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("EVALKIT_DATA_DIR", REPO.parent / "shared" / "data")))
@@ -326,7 +328,14 @@ def main() -> None:
         print(f"\nsampled: {len(w.prompts)} RealToxicityPrompts prompts x k={w.k}, 20 tokens, T=1, top_p=0.9")
         mine = timed(f"evalkit hf (gen_batch_size {args.gen_batch_size})", w, lambda: run_evalkit(ours, w))
         routed_result = timed(routed, w, lambda: run_evalkit(default, w))
-        others = [routed_result, timed("raw transformers num_return_sequences", w, lambda: raw_hf.run(w, w.k)),
+        extra = []
+        if args.extra_gen_batch_size:
+            wide = evalkit_backend(args.extra_gen_batch_size)
+            run_evalkit(wide, warm)
+            extra = [timed(f"evalkit hf (gen_batch_size {args.extra_gen_batch_size})", w,
+                           lambda: run_evalkit(wide, w))]
+        others = [routed_result, *extra,
+                  timed("raw transformers num_return_sequences", w, lambda: raw_hf.run(w, w.k)),
                   timed("raw llama-cpp-python", few, lambda: raw_cpp.run(few)),
                   timed(f"evalkit before ({BASELINE_COMMIT})", few, lambda: run_evalkit(ours, few, old))]
         if Path(args.lm_eval_python).exists():
@@ -339,6 +348,8 @@ def main() -> None:
             others.append(lm)
             print(f"    wall-time ratio lm-eval / evalkit hf: {seconds / mine.seconds:.2f}x (goal >= 3x); "
                   f"/ {routed}: {seconds / routed_result.seconds:.2f}x")
+            for result in extra:
+                print(f"    wall-time ratio lm-eval / {result.engine}: {seconds / result.seconds:.2f}x")
         report("sampled k", mine, others)
     if "n" in only:
         w = Workload("humaneval_n", humaneval_prompts(args.n_problems), args.n, 512, 0.8, 0.95, STOP)

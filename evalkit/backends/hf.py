@@ -5,7 +5,8 @@ Spec: `hf:<dir | hub id | file.gguf | embedded name>`, options via --model-args:
                                         CPUs with native bf16 (avx512_bf16 / amx_bf16), else fp32
   batch_size=N       sequences per forward pass (default 16; short rows are packed ~256 tokens
                      to a sequence); results do not depend on it
-  gen_batch_size=N   rows decoded together (default 32; continuous batching); sampled texts do
+  gen_batch_size=N   rows decoded together (continuous batching; default auto: 32 rows, more
+                     for short rows, up to 256 within a 16k-token K/V budget); sampled texts do
                      not depend on it (up to fp near-ties)
   device=cpu|cuda    default: cuda if available
   scoring=packed|plain   packed (default): shared contexts computed once; plain: one row per request
@@ -119,7 +120,9 @@ class HFBackend(BaseBackend):
             raise ConfigError(f"--model-args dtype={requested!r}: expected auto, {', '.join(sorted(DTYPES))}")
         self.dtype, self.dtype_reason = choose_dtype(requested, self.device)
         self.batch_size = _positive_int(options, "batch_size", 16)
-        self.gen_batch_size = _positive_int(options, "gen_batch_size", 32)
+        # None: sized per batch of requests (evalkit.backends.hf_generate.auto_capacity)
+        self.gen_batch_size: int | None = (_positive_int(options, "gen_batch_size", 32)
+                                           if "gen_batch_size" in options else None)
         self.scoring = options.get("scoring", "packed")
         if self.scoring not in ("packed", "plain"):
             raise ConfigError(f"--model-args scoring={self.scoring!r}: expected packed or plain")
@@ -189,7 +192,7 @@ class HFBackend(BaseBackend):
             "dtype": self.dtype,
             "dtype_reason": self.dtype_reason,
             "batch_size": self.batch_size,
-            "gen_batch_size": self.gen_batch_size,
+            "gen_batch_size": self.gen_batch_size or "auto",
             "generation": "continuous batching, one prompt pass per distinct prompt, per-sample seeded streams",
             "scoring": "packed (shared contexts once)" if self.pack else "plain (one row per request)",
             "max_length": self.max_length,
@@ -297,7 +300,7 @@ INFO = BackendInfo(
     options=(
         Option("dtype", str, "auto", "auto (bf16 on CUDA or CPUs with native bf16, else fp32), float32, bfloat16, float16"),
         Option("batch_size", int, 16, "rows per forward pass (log-likelihood scoring)"),
-        Option("gen_batch_size", int, 32, "rows decoded together (continuous batching)"),
+        Option("gen_batch_size", int, None, "rows decoded together (continuous batching; default: 32, more for short rows within a 16k-token K/V budget, at most 256)"),
         Option("device", str, "", "cuda or cpu (default: cuda if available)"),
         Option("scoring", str, "packed", "packed (shared contexts computed once) or plain (one row per request)"),
         Option("max_length", int, "", "context window (default: the model's)"),

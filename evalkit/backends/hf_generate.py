@@ -3,7 +3,7 @@
 - A str prompt is a raw completion; a tuple of Messages goes through the tokenizer's chat
   template (with the generation prompt), and is an error for a model without one.
 - Continuous batching (evalkit.backends.hf_batching): up to `gen_batch_size` rows decode
-  together; a row that ends (EOS, the chat template's end-of-turn token, a stop sequence,
+  together (unset: `auto_capacity`, more rows when rows are short); a row that ends (EOS, the chat template's end-of-turn token, a stop sequence,
   max tokens) frees its slot for a waiting row at once.
 - Each distinct prompt runs once; the k samples drawn from it start from copies of its K/V.
 - Sampled rows each draw from their own stream seeded by (seed, sample id, repeat, prompt)
@@ -96,6 +96,19 @@ def _make_row(backend: HFBackend, index: int, req: GenerateRequest) -> _Row:
                 tuple(s for s in params.stop if s), max(1, min(params.max_tokens, limit - len(tokens))))
 
 
+#: gen_batch_size unset: as many rows as keep the K/V buffers near this many tokens, within
+#: AUTO_ROWS. Short sampled rows (k = 25 x 20 tokens) decode ~1.5x faster at 200 rows than at 32
+#: (bench/bench_generate.py); long ones keep 32 rows, so memory stays what it was
+AUTO_KV_TOKENS = 16384
+AUTO_ROWS = (32, 256)
+
+
+def auto_capacity(rows: Sequence[_Row]) -> int:
+    per_row = max(len(r.prompt) for r in rows) + max(r.max_new for r in rows)
+    low, high = AUTO_ROWS
+    return max(low, min(high, AUTO_KV_TOKENS // max(1, per_row)))
+
+
 class _Scheduler:
     """Admits rows into free slots, steps the batch, retires finished rows."""
 
@@ -108,7 +121,7 @@ class _Scheduler:
         for row in rows:
             self.remaining[row.prompt] = self.remaining.get(row.prompt, 0) + 1
         self.longest_prompt = max(len(r.prompt) for r in rows)
-        self.capacity = min(backend.gen_batch_size, len(rows))
+        self.capacity = min(backend.gen_batch_size or auto_capacity(rows), len(rows))
         self.window = sliding_window(self.model)
         self.cache: SlotCache | None = None
         self.live: list[_Row | None] = []

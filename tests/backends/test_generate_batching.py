@@ -194,3 +194,43 @@ def test_real_smollm2_sampling_is_batch_invariant(tmp_path: Path) -> None:
     compared = 2 * len(requests)
     print(f"\n{compared - differ_total}/{compared} SmolLM2 sampled texts identical to batch size 1", *report, sep="\n")
     assert differ_total <= 0.01 * compared
+
+
+def _reference_pick(logits: torch.Tensor, temperature: float, top_p: float, seed: int) -> int:
+    """The textbook nucleus sampler in float64 over a full stable sort, one row, same draw."""
+    probs = torch.softmax(logits.double() / temperature, dim=-1)
+    values, order = probs.sort(descending=True, stable=True)
+    kept = values * ((values.cumsum(0) - values) < top_p)
+    cdf = kept.cumsum(0)
+    draw = torch.rand(1, generator=row_generator(seed), dtype=torch.float64)
+    pos = int(torch.searchsorted(cdf, draw * cdf[-1], right=True).clamp(max=len(cdf) - 1))
+    return int(order[pos])
+
+
+def test_nucleus_matches_a_full_sort_for_peaked_and_flat_rows() -> None:
+    """Rows whose nucleus fits in the first candidates, needs the wider set, or the whole
+    vocabulary all sample what a full-sort float64 sampler samples."""
+    gen = torch.Generator().manual_seed(7)
+    vocab = 20000
+    peaked = torch.randn(vocab, generator=gen) * 4
+    medium = torch.randn(vocab, generator=gen) * 2.5  # nucleus of thousands of tokens
+    flat = torch.randn(vocab, generator=gen) * 0.01  # nucleus of ~90% of the vocabulary
+    logits = torch.stack([peaked, medium, flat] * 10)
+    rows = [RowSampling(1.0, 0.9, row_generator(seed)) for seed in range(30)]
+    picks = pick_tokens(logits, rows)
+    needed = [int(((p.sort(descending=True).values.cumsum(0)) < 0.9).sum()) + 1
+              for p in torch.softmax(logits[:3].double(), dim=-1)]
+    assert needed[0] <= 512 < needed[1] <= 8192 < needed[2]
+    mismatches = [(i, pick) for i, pick in enumerate(picks)
+                  if pick.token != _reference_pick(logits[i], 1.0, 0.9, i) and pick.margin > 1e-9]
+    assert not mismatches
+
+
+def test_auto_gen_batch_size_grows_for_short_rows_only() -> None:
+    def rows(prompt: int, new: int, n: int = 300) -> list[Any]:
+        return [hf_generate._Row(i, tuple(range(prompt)), RowSampling(1.0, 1.0, None), frozenset(), (), new)
+                for i in range(n)]
+
+    assert hf_generate.auto_capacity(rows(40, 40)) == hf_generate.AUTO_KV_TOKENS // 80
+    assert hf_generate.auto_capacity(rows(10, 10)) == 256  # capped
+    assert hf_generate.auto_capacity(rows(200, 512)) == 32  # long rows: the old default
