@@ -11,7 +11,8 @@ sends, max 16 tokens, greedy):
   num_concurrent=8, on a task built from those prompts (as `bench_api_vs_lmeval.py` does);
 - evalkit `mmlu_gen` with default settings (adaptive AIMD concurrency: starts at 8 in flight,
   grows towards 64 while the server keeps up); `--plain` adds a run with choice_logprobs=false
-  (exactly lm-eval's work: no paired 1-token logprob request per item);
+  (exactly lm-eval's work: no paired 1-token logprob request per item); `--also ARGS` adds a run
+  with other model args (`first_token_logprobs=shared`: logprobs on the answer itself);
 - the server's own ceiling: a bare thread-pool client sending all items at once with
   `--max-num-seqs` in flight (and with 8 in flight), the least time any client could take.
 
@@ -90,6 +91,8 @@ def main() -> int:
     parser.add_argument("--subject", default="high_school_psychology")
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--plain", action="store_true", help="also run evalkit with choice_logprobs=false")
+    parser.add_argument("--also", action="append", default=[], metavar="ARGS",
+                        help="another evalkit run with these --model-args (e.g. first_token_logprobs=shared)")
     parser.add_argument("--data-dir", default=os.environ.get("EVALKIT_DATA_DIR") or str(REPO.parent / "shared" / "data"))
     args = parser.parse_args()
     print(f"before start-up: {load()}")
@@ -115,6 +118,9 @@ def main() -> int:
         if args.plain:
             wall, samples = run_evalkit(url, data, args.subject, args.n, work, "choice_logprobs=false")
             timed("evalkit choice_logprobs=false", wall, {s["prompt"]: s["responses"][0]["text"] for s in samples})
+        for extra in args.also:
+            wall, samples = run_evalkit(url, data, args.subject, args.n, work, *extra.split(","))
+            timed(f"evalkit {extra}", wall, {s["prompt"]: s["responses"][0]["text"] for s in samples})
         for concurrency in (None, 8):
             wall, lm_samples = run_lmeval(url, items, concurrency, work)
             timed(f"lm-eval num_concurrent={concurrency or '1 (default)'}", wall,
