@@ -97,7 +97,7 @@ def _make_row(backend: HFBackend, index: int, req: GenerateRequest) -> _Row:
 
 
 #: gen_batch_size unset: as many rows as keep the K/V buffers near this many tokens, within
-#: AUTO_ROWS. Short sampled rows (k = 25 x 20 tokens) decode ~1.5x faster at 200 rows than at 32
+#: AUTO_ROWS. Short sampled rows (k = 25 x 20 tokens) decode 1.44x faster at 200 rows than at 32
 #: (bench/bench_generate.py); long ones keep 32 rows, so memory stays what it was
 AUTO_KV_TOKENS = 16384
 AUTO_ROWS = (32, 256)
