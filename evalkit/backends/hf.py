@@ -300,7 +300,8 @@ INFO = BackendInfo(
     options=(
         Option("dtype", str, "auto", "auto (bf16 on CUDA or CPUs with native bf16, else fp32), float32, bfloat16, float16"),
         Option("batch_size", int, 16, "rows per forward pass (log-likelihood scoring)"),
-        Option("gen_batch_size", int, None, "rows decoded together (continuous batching; default: 32, more for short rows within a 16k-token K/V budget, at most 256)"),
+        Option("gen_batch_size", int, "auto", "rows decoded together (continuous batching; auto: 32, more for "
+               "short rows within a 16k-token K/V budget, at most 256)"),
         Option("device", str, "", "cuda or cpu (default: cuda if available)"),
         Option("scoring", str, "packed", "packed (shared contexts computed once) or plain (one row per request)"),
         Option("max_length", int, "", "context window (default: the model's)"),

@@ -3,8 +3,9 @@
 - A str prompt is a raw completion; a tuple of Messages goes through the tokenizer's chat
   template (with the generation prompt), and is an error for a model without one.
 - Continuous batching (evalkit.backends.hf_batching): up to `gen_batch_size` rows decode
-  together (unset: `auto_capacity`, more rows when rows are short); a row that ends (EOS, the chat template's end-of-turn token, a stop sequence,
-  max tokens) frees its slot for a waiting row at once.
+  together (unset: `auto_capacity`, more rows when rows are short); a row that ends (EOS, the
+  chat template's end-of-turn token, a stop sequence, max tokens) frees its slot for a waiting
+  row at once.
 - Each distinct prompt runs once; the k samples drawn from it start from copies of its K/V.
 - Sampled rows each draw from their own stream seeded by (seed, sample id, repeat, prompt)
   (evalkit.backends.sampling), so a sample's text does not depend on batch size or on the
@@ -106,7 +107,7 @@ AUTO_ROWS = (32, 256)
 def auto_capacity(rows: Sequence[_Row]) -> int:
     per_row = max(len(r.prompt) for r in rows) + max(r.max_new for r in rows)
     low, high = AUTO_ROWS
-    return max(low, min(high, AUTO_KV_TOKENS // max(1, per_row)))
+    return max(low, min(high, AUTO_KV_TOKENS // per_row))
 
 
 class _Scheduler:

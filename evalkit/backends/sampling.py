@@ -134,7 +134,7 @@ def _nucleus(scaled: torch.Tensor, lse: torch.Tensor,
         else:
             values, order = rows.sort(dim=-1, descending=True, stable=True)
         probs = torch.exp(values - lse[pending]).double()
-        fits = probs.sum(dim=-1) >= top_p if k < vocab else torch.ones(len(pending), dtype=torch.bool)
+        fits = probs.sum(dim=-1) >= top_p if k < vocab else torch.ones_like(probs[:, 0], dtype=torch.bool)
         kept = probs * ((probs.cumsum(dim=-1) - probs) < top_p)
         done = fits.nonzero().squeeze(1)
         if len(done):
